@@ -1,0 +1,215 @@
+"""Configuration from the environment (API.md section 1), parsed and validated in one place.
+
+``load_settings`` is the only reader of these variables. A malformed value raises
+:class:`ConfigError` naming the variable; the command line turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields as mf, validate
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A variable holds a value it cannot take; the message names it and what it expects."""
+
+
+class CommaList(mf.Field):
+    """A comma-separated list of non-empty, stripped items."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if not isinstance(value, str):
+            raise ValidationError("expected a comma-separated list")
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class EnvBoolean(mf.Boolean):
+    truthy = {"true", "1", "yes", "on"}
+    falsy = {"false", "0", "no", "off", ""}
+
+
+def _networks(items: list[str]) -> None:
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as e:
+            raise ValidationError(f"{item!r} is not an IP address or CIDR") from e
+
+
+class SettingsSchema(Schema):
+    """Each field is one variable; ``data_key`` is its name, ``metadata`` documents it."""
+
+    port = mf.Integer(
+        data_key="PORT", load_default=3001, validate=validate.Range(min=0, max=65535),
+        metadata={"doc": "HTTP port"},
+    )
+    host = mf.String(data_key="HOST", load_default="0.0.0.0", metadata={"doc": "bind address"})
+    log_level = mf.String(
+        data_key="LOG_LEVEL", load_default="info", validate=validate.OneOf(LOG_LEVELS),
+        metadata={"doc": "trace, debug, info, warning, error"},
+    )
+    log_format = mf.String(
+        data_key="LOG_FORMAT", load_default="json", validate=validate.OneOf(("json", "pretty")),
+        metadata={"doc": "json (one object a line) or pretty"},
+    )
+    auth_token = mf.String(
+        data_key="RUNTIME_BACKEND_AUTH_TOKEN", load_default=None,
+        validate=validate.Length(min=16, error="expected a token of at least 16 characters"),
+        metadata={"doc": "service token for inbound calls; generated and logged once if unset"},
+    )
+    rate_limit_max = mf.Integer(
+        data_key="RUNTIME_BACKEND_RATE_LIMIT_MAX", load_default=300,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "requests per window per key"},
+    )
+    rate_limit_window_ms = mf.Integer(
+        data_key="RUNTIME_BACKEND_RATE_LIMIT_WINDOW_MS", load_default=60000,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "rate-limit window in milliseconds"},
+    )
+    request_timeout_ms = mf.Integer(
+        data_key="RUNTIME_BACKEND_REQUEST_TIMEOUT_MS", load_default=30000,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "deadline of one request, end to end, in milliseconds"},
+    )
+    body_limit_bytes = mf.Integer(
+        data_key="RUNTIME_BACKEND_BODY_LIMIT_BYTES", load_default=1048576,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "largest request body in bytes"},
+    )
+    cors_origins = CommaList(
+        data_key="RUNTIME_BACKEND_CORS_ORIGINS", load_default=lambda: ["*"],
+        metadata={"doc": "comma-separated allowed origins, * for any"},
+    )
+    trusted_proxies = CommaList(
+        data_key="RUNTIME_BACKEND_TRUSTED_PROXIES", load_default=list, validate=_networks,
+        metadata={"doc": "addresses or CIDRs whose X-Forwarded-For is believed"},
+    )
+    egress_allow = CommaList(
+        data_key="RUNTIME_BACKEND_EGRESS_ALLOW", load_default=list,
+        metadata={"doc": "hosts or CIDRs that rest may reach although private"},
+    )
+    rest_max_response_bytes = mf.Integer(
+        data_key="RUNTIME_BACKEND_REST_MAX_RESPONSE_BYTES", load_default=10485760,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "largest upstream body read, decoded, in bytes"},
+    )
+    redis_url = mf.String(
+        data_key="REDIS_URL", load_default=None,
+        validate=validate.Regexp(r"^rediss?://", error="expected a redis:// or rediss:// URL"),
+        metadata={"doc": "share rate-limit counters and the secrets cache through Redis"},
+    )
+    database_url = mf.String(
+        data_key="DATABASE_URL", load_default=None,
+        metadata={"doc": "preview PostgreSQL; embedded PostgreSQL when unset"},
+    )
+    database_pool_max = mf.Integer(
+        data_key="DATABASE_POOL_MAX", load_default=10,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "database connections per process"},
+    )
+    allow_destructive_migrations = EnvBoolean(
+        data_key="PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS", load_default=False,
+        metadata={"doc": "allow destructive db migrations (true/false)"},
+    )
+    apply_seeds = EnvBoolean(
+        data_key="PREVIEW_APPLY_SEEDS", load_default=False,
+        metadata={"doc": "apply seeds of db dataSources (true/false)"},
+    )
+    api_base_url = mf.Url(
+        data_key="API_BASE_URL", load_default=None, require_tld=False,
+        schemes={"http", "https"},
+        metadata={"doc": "platform API that holds project secrets"},
+    )
+    api_service_id = mf.String(
+        data_key="API_SERVICE_ID", load_default=None,
+        metadata={"doc": "this service's id at that API"},
+    )
+    api_service_secret = mf.String(
+        data_key="API_SERVICE_SECRET", load_default=None,
+        metadata={"doc": "this service's secret at that API"},
+    )
+    secrets_cache_ttl_ms = mf.Integer(
+        data_key="SECRETS_CACHE_TTL_MS", load_default=60000,
+        validate=validate.Range(min=0, error="expected 0 or a positive integer"),
+        metadata={"doc": "how long fetched secrets are reused, in milliseconds"},
+    )
+    secrets_api_timeout_ms = mf.Integer(
+        data_key="SECRETS_API_TIMEOUT_MS", load_default=5000,
+        validate=validate.Range(min=1, error="expected a positive integer"),
+        metadata={"doc": "longest wait for the secrets API, in milliseconds"},
+    )
+    secrets_file = mf.String(
+        data_key="SECRETS_FILE", load_default=None,
+        metadata={"doc": "JSON file {projectId: {NAME: value}} used instead of the API"},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 3001
+    host: str = "0.0.0.0"
+    log_level: str = "info"
+    log_format: str = "json"
+    auth_token: str | None = None
+    rate_limit_max: int = 300
+    rate_limit_window_ms: int = 60000
+    request_timeout_ms: int = 30000
+    body_limit_bytes: int = 1048576
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[str, ...] = ()
+    egress_allow: tuple[str, ...] = ()
+    rest_max_response_bytes: int = 10485760
+    redis_url: str | None = None
+    database_url: str | None = None
+    database_pool_max: int = 10
+    allow_destructive_migrations: bool = False
+    apply_seeds: bool = False
+    api_base_url: str | None = None
+    api_service_id: str | None = None
+    api_service_secret: str | None = None
+    secrets_cache_ttl_ms: int = 60000
+    secrets_api_timeout_ms: int = 5000
+    secrets_file: str | None = None
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def variables() -> dict[str, tuple[str, Any, str]]:
+    """Each variable's name mapped to (attribute, default, doc), for docs and `.env.example`."""
+    schema = SettingsSchema()
+    found = {}
+    for attr, field in schema.fields.items():
+        default = field.load_default
+        default = default() if callable(default) else default
+        found[field.data_key] = (attr, default, field.metadata.get("doc", ""))
+    return found
+
+
+def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Parse the variables of ``environ``; ``overrides`` (command-line flags) win over them."""
+    schema = SettingsSchema()
+    known = {f.data_key for f in schema.fields.values()}
+    # An empty variable means "unset" for optional values, as in most deployment tools.
+    raw = {k: v for k, v in environ.items() if k in known and v != ""}
+
+    try:
+        loaded = schema.load(raw)
+    except ValidationError as e:
+        name, problems = next(iter(e.normalized_messages().items()))
+        problem = problems[0] if isinstance(problems, list) else problems
+        raise ConfigError(f"{name}={raw.get(name, '')!r} is invalid: {problem}") from None
+
+    for key in ("cors_origins", "trusted_proxies", "egress_allow"):
+        loaded[key] = tuple(loaded[key])
+    loaded.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**loaded)

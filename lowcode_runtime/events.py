@@ -1,0 +1,30 @@
+"""Names of the structured log events, in one place so that dashboards and code agree."""
+
+CALL_START = "dataSource.call.start"
+CALL_SUCCESS = "dataSource.call.success"
+CALL_ERROR = "dataSource.call.error"
+
+HTTP_REQUEST = "http.request"
+HTTP_UNHANDLED = "http.unhandled_error"
+
+SERVICE_STARTING = "service.starting"
+SERVICE_TOKEN_GENERATED = "service.token_generated"
+SERVICE_STARTED = "service.started"
+SERVICE_STOPPING = "service.stopping"
+SERVICE_STOPPED = "service.stopped"
+CONFIG_WARNING = "service.config_warning"
+
+PLUGIN_LOADED = "plugin.loaded"
+PLUGIN_LOAD_FAILED = "plugin.load_failed"
+HOOK_CALL = "plugin.hook_call"
+
+SECRETS_STALE = "secrets.stale_served"
+SECRETS_FETCH_FAILED = "secrets.fetch_failed"
+
+DB_EMBEDDED_STARTED = "db.embedded_started"
+DB_EMBEDDED_STOPPED = "db.embedded_stopped"
+DB_MIGRATION = "db.migration"
+DB_STATEMENT_CANCELLED = "db.statement_cancelled"
+DB_UNAVAILABLE = "db.unavailable"
+
+REST_EGRESS_BLOCKED = "rest.egress_blocked"

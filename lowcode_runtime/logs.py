@@ -1,0 +1,102 @@
+"""Log set-up: loguru, JSON lines on stdout by default, every line masked before it is written.
+
+Use ``from lowcode_runtime.logs import logger`` and bind an ``event`` for structured lines:
+``logger.bind(event=events.CALL_SUCCESS, durationMs=3).info("...")``. Trace fields of the
+current request are added to every line from the context variables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from datetime import timezone
+from typing import Any, TextIO
+
+from loguru import logger
+
+from lowcode_runtime.context import current_request_id, current_trace_id
+from lowcode_runtime.masking import mask
+
+_LEVELS = {
+    "trace": "TRACE",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "error": "ERROR",
+}
+_RESERVED = {"time", "level", "message", "event", "traceId", "requestId"}
+
+
+def _add_trace_fields(record: Any) -> None:
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        record["extra"].setdefault("traceId", trace_id)
+        record["extra"].setdefault("requestId", current_request_id())
+
+
+def _json_line(record: Any) -> str:
+    extra = record["extra"]
+    line: dict[str, Any] = {
+        "time": record["time"].astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+        "level": record["level"].name.lower(),
+        "message": record["message"],
+        "event": extra.get("event", "log"),
+    }
+    if "traceId" in extra:
+        line["traceId"] = extra["traceId"]
+        line["requestId"] = extra.get("requestId")
+    for key, value in extra.items():
+        if key not in _RESERVED and not key.startswith("_"):
+            line[key] = value
+    if record["exception"] is not None:
+        exc = record["exception"]
+        line["exception"] = "".join(
+            traceback.format_exception(exc.type, exc.value, exc.traceback)
+        )
+    return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class MaskedSink:
+    """Formats a record, masks the whole text (tracebacks included), writes one line."""
+
+    def __init__(self, stream: TextIO, fmt: str) -> None:
+        self.stream = stream
+        self.fmt = fmt
+
+    def __call__(self, message: Any) -> None:
+        record = message.record
+        if self.fmt == "json":
+            text = _json_line(record)
+        else:
+            text = str(message).rstrip("\n")
+        if not record["extra"].get("_unmasked"):
+            text = mask(text)
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _pretty_format(record: Any) -> str:
+    fields = " ".join(
+        f"{k}={v}" for k, v in record["extra"].items() if not k.startswith("_") and k != "event"
+    )
+    event = record["extra"].get("event", "")
+    head = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level>"
+    return head + f" {event} " + "{message} " + fields.replace("{", "{{").replace("}", "}}") + (
+        "\n{exception}" if record["exception"] else ""
+    )
+
+
+def setup_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+    """Route every loguru line to one masked sink; called once by the command line."""
+    logger.remove()
+    logger.configure(patcher=_add_trace_fields)
+    sink = MaskedSink(stream or sys.stdout, fmt)
+    if fmt == "json":
+        logger.add(sink, level=_LEVELS[level], format="{message}", catch=False)
+    else:
+        logger.add(sink, level=_LEVELS[level], format=_pretty_format, colorize=False,
+                   catch=False)
+
+
+__all__ = ["logger", "setup_logging"]

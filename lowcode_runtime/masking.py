@@ -1,0 +1,81 @@
+"""Replace secret values, bearer tokens and DSN passwords before any text leaves the process.
+
+Secret values are registered process-wide as they are resolved (a bounded set, newest kept),
+so a line logged outside the request that resolved a secret is masked too.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+
+MASK = "[REDACTED]"
+MAX_REGISTERED = 10_000
+# Shorter values would mask ordinary words; such secrets are still kept out of answers by the
+# rest plugin's exact-match redaction, which knows the request's own secrets.
+MIN_SECRET_LENGTH = 4
+
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_DSN_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)")
+_PASSWORD_PARAM = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\S+)")
+
+
+class SecretRegistry:
+    """The secret values known to this process, matched longest first."""
+
+    def __init__(self, limit: int = MAX_REGISTERED) -> None:
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+
+    def register(self, *values: object) -> None:
+        added = False
+        with self._lock:
+            for value in values:
+                if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+                    continue
+                if value in self._values:
+                    self._values.move_to_end(value)
+                    continue
+                self._values[value] = None
+                added = True
+                while len(self._values) > self._limit:
+                    self._values.popitem(last=False)
+            if added:
+                self._pattern = None
+
+    def pattern(self) -> re.Pattern[str] | None:
+        with self._lock:
+            if self._pattern is None and self._values:
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            return self._pattern
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._pattern = None
+
+
+secrets = SecretRegistry()
+
+
+def register_secret(*values: object) -> None:
+    """Mark values as secret for every later log line and error text of this process."""
+    secrets.register(*values)
+
+
+def mask_registered(text: str) -> str:
+    """Replace only the registered secret values (for upstream bodies echoed to a caller)."""
+    pattern = secrets.pattern()
+    return pattern.sub(MASK, text) if pattern else text
+
+
+def mask(text: str) -> str:
+    """Replace registered secrets, bearer tokens and DSN passwords in ``text``."""
+    text = mask_registered(text)
+    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    text = _DSN_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(2), text)
+    return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
