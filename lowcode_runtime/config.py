@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields as mf, validate
+from marshmallow import Schema, ValidationError, validate
+from marshmallow import fields as mf
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 
@@ -23,7 +24,9 @@ class ConfigError(Exception):
 class CommaList(mf.Field):
     """A comma-separated list of non-empty, stripped items."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> list[str]:
         if not isinstance(value, str):
             raise ValidationError("expected a comma-separated list")
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -46,108 +49,148 @@ class SettingsSchema(Schema):
     """Each field is one variable; ``data_key`` is its name, ``metadata`` documents it."""
 
     port = mf.Integer(
-        data_key="PORT", load_default=3001, validate=validate.Range(min=0, max=65535),
+        data_key="PORT",
+        load_default=3001,
+        validate=validate.Range(min=0, max=65535),
         metadata={"doc": "HTTP port"},
     )
-    host = mf.String(data_key="HOST", load_default="0.0.0.0", metadata={"doc": "bind address"})
+    host = mf.String(
+        data_key="HOST", load_default="0.0.0.0", metadata={"doc": "bind address"}
+    )
     log_level = mf.String(
-        data_key="LOG_LEVEL", load_default="info", validate=validate.OneOf(LOG_LEVELS),
+        data_key="LOG_LEVEL",
+        load_default="info",
+        validate=validate.OneOf(LOG_LEVELS),
         metadata={"doc": "trace, debug, info, warning, error"},
     )
     log_format = mf.String(
-        data_key="LOG_FORMAT", load_default="json", validate=validate.OneOf(("json", "pretty")),
+        data_key="LOG_FORMAT",
+        load_default="json",
+        validate=validate.OneOf(("json", "pretty")),
         metadata={"doc": "json (one object a line) or pretty"},
     )
     auth_token = mf.String(
-        data_key="RUNTIME_BACKEND_AUTH_TOKEN", load_default=None,
-        validate=validate.Length(min=16, error="expected a token of at least 16 characters"),
-        metadata={"doc": "service token for inbound calls; generated and logged once if unset"},
+        data_key="RUNTIME_BACKEND_AUTH_TOKEN",
+        load_default=None,
+        validate=validate.Length(
+            min=16, error="expected a token of at least 16 characters"
+        ),
+        metadata={
+            "doc": "service token for inbound calls; generated and logged once if unset"
+        },
     )
     rate_limit_max = mf.Integer(
-        data_key="RUNTIME_BACKEND_RATE_LIMIT_MAX", load_default=300,
+        data_key="RUNTIME_BACKEND_RATE_LIMIT_MAX",
+        load_default=300,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "requests per window per key"},
     )
     rate_limit_window_ms = mf.Integer(
-        data_key="RUNTIME_BACKEND_RATE_LIMIT_WINDOW_MS", load_default=60000,
+        data_key="RUNTIME_BACKEND_RATE_LIMIT_WINDOW_MS",
+        load_default=60000,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "rate-limit window in milliseconds"},
     )
     request_timeout_ms = mf.Integer(
-        data_key="RUNTIME_BACKEND_REQUEST_TIMEOUT_MS", load_default=30000,
+        data_key="RUNTIME_BACKEND_REQUEST_TIMEOUT_MS",
+        load_default=30000,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "deadline of one request, end to end, in milliseconds"},
     )
     body_limit_bytes = mf.Integer(
-        data_key="RUNTIME_BACKEND_BODY_LIMIT_BYTES", load_default=1048576,
+        data_key="RUNTIME_BACKEND_BODY_LIMIT_BYTES",
+        load_default=1048576,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "largest request body in bytes"},
     )
     cors_origins = CommaList(
-        data_key="RUNTIME_BACKEND_CORS_ORIGINS", load_default=lambda: ["*"],
+        data_key="RUNTIME_BACKEND_CORS_ORIGINS",
+        load_default=lambda: ["*"],
         metadata={"doc": "comma-separated allowed origins, * for any"},
     )
     trusted_proxies = CommaList(
-        data_key="RUNTIME_BACKEND_TRUSTED_PROXIES", load_default=list, validate=_networks,
+        data_key="RUNTIME_BACKEND_TRUSTED_PROXIES",
+        load_default=list,
+        validate=_networks,
         metadata={"doc": "addresses or CIDRs whose X-Forwarded-For is believed"},
     )
     egress_allow = CommaList(
-        data_key="RUNTIME_BACKEND_EGRESS_ALLOW", load_default=list,
+        data_key="RUNTIME_BACKEND_EGRESS_ALLOW",
+        load_default=list,
         metadata={"doc": "hosts or CIDRs that rest may reach although private"},
     )
     rest_max_response_bytes = mf.Integer(
-        data_key="RUNTIME_BACKEND_REST_MAX_RESPONSE_BYTES", load_default=10485760,
+        data_key="RUNTIME_BACKEND_REST_MAX_RESPONSE_BYTES",
+        load_default=10485760,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "largest upstream body read, decoded, in bytes"},
     )
     redis_url = mf.String(
-        data_key="REDIS_URL", load_default=None,
-        validate=validate.Regexp(r"^rediss?://", error="expected a redis:// or rediss:// URL"),
-        metadata={"doc": "share rate-limit counters and the secrets cache through Redis"},
+        data_key="REDIS_URL",
+        load_default=None,
+        validate=validate.Regexp(
+            r"^rediss?://", error="expected a redis:// or rediss:// URL"
+        ),
+        metadata={
+            "doc": "share rate-limit counters and the secrets cache through Redis"
+        },
     )
     database_url = mf.String(
-        data_key="DATABASE_URL", load_default=None,
+        data_key="DATABASE_URL",
+        load_default=None,
         metadata={"doc": "preview PostgreSQL; embedded PostgreSQL when unset"},
     )
     database_pool_max = mf.Integer(
-        data_key="DATABASE_POOL_MAX", load_default=10,
+        data_key="DATABASE_POOL_MAX",
+        load_default=10,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "database connections per process"},
     )
     allow_destructive_migrations = EnvBoolean(
-        data_key="PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS", load_default=False,
+        data_key="PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS",
+        load_default=False,
         metadata={"doc": "allow destructive db migrations (true/false)"},
     )
     apply_seeds = EnvBoolean(
-        data_key="PREVIEW_APPLY_SEEDS", load_default=False,
+        data_key="PREVIEW_APPLY_SEEDS",
+        load_default=False,
         metadata={"doc": "apply seeds of db dataSources (true/false)"},
     )
     api_base_url = mf.Url(
-        data_key="API_BASE_URL", load_default=None, require_tld=False,
+        data_key="API_BASE_URL",
+        load_default=None,
+        require_tld=False,
         schemes={"http", "https"},
         metadata={"doc": "platform API that holds project secrets"},
     )
     api_service_id = mf.String(
-        data_key="API_SERVICE_ID", load_default=None,
+        data_key="API_SERVICE_ID",
+        load_default=None,
         metadata={"doc": "this service's id at that API"},
     )
     api_service_secret = mf.String(
-        data_key="API_SERVICE_SECRET", load_default=None,
+        data_key="API_SERVICE_SECRET",
+        load_default=None,
         metadata={"doc": "this service's secret at that API"},
     )
     secrets_cache_ttl_ms = mf.Integer(
-        data_key="SECRETS_CACHE_TTL_MS", load_default=60000,
+        data_key="SECRETS_CACHE_TTL_MS",
+        load_default=60000,
         validate=validate.Range(min=0, error="expected 0 or a positive integer"),
         metadata={"doc": "how long fetched secrets are reused, in milliseconds"},
     )
     secrets_api_timeout_ms = mf.Integer(
-        data_key="SECRETS_API_TIMEOUT_MS", load_default=5000,
+        data_key="SECRETS_API_TIMEOUT_MS",
+        load_default=5000,
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "longest wait for the secrets API, in milliseconds"},
     )
     secrets_file = mf.String(
-        data_key="SECRETS_FILE", load_default=None,
-        metadata={"doc": "JSON file {projectId: {NAME: value}} used instead of the API"},
+        data_key="SECRETS_FILE",
+        load_default=None,
+        metadata={
+            "doc": "JSON file {projectId: {NAME: value}} used instead of the API"
+        },
     )
 
 
@@ -207,7 +250,9 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     except ValidationError as e:
         name, problems = next(iter(e.normalized_messages().items()))
         problem = problems[0] if isinstance(problems, list) else problems
-        raise ConfigError(f"{name}={raw.get(name, '')!r} is invalid: {problem}") from None
+        raise ConfigError(
+            f"{name}={raw.get(name, '')!r} is invalid: {problem}"
+        ) from None
 
     for key in ("cors_origins", "trusted_proxies", "egress_allow"):
         loaded[key] = tuple(loaded[key])

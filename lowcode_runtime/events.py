@@ -20,6 +20,7 @@ HOOK_CALL = "plugin.hook_call"
 
 SECRETS_STALE = "secrets.stale_served"
 SECRETS_FETCH_FAILED = "secrets.fetch_failed"
+SECRETS_CACHE_FAILED = "secrets.cache_failed"
 
 DB_EMBEDDED_STARTED = "db.embedded_started"
 DB_EMBEDDED_STOPPED = "db.embedded_stopped"
@@ -28,3 +29,4 @@ DB_STATEMENT_CANCELLED = "db.statement_cancelled"
 DB_UNAVAILABLE = "db.unavailable"
 
 REST_EGRESS_BLOCKED = "rest.egress_blocked"
+RATE_LIMIT_STORE_FAILED = "ratelimit.store_failed"

@@ -46,6 +46,14 @@ def register_secrets_provider(settings: Settings) -> SecretsProvider | None:
 
 
 @hookspec
+def register_routes(app: web.Application) -> None:
+    """Called while the app is built; adds the plugin's own routes with ``app.router``.
+
+    The core puts them behind the same authentication, rate limit, CORS and envelope.
+    """
+
+
+@hookspec
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Called when the command line is built; adds sub-commands with ``subparsers.add_parser``.
 

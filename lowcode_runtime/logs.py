@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from datetime import timezone
+from datetime import UTC
 from typing import Any, TextIO
 
 from loguru import logger
@@ -38,7 +38,7 @@ def _add_trace_fields(record: Any) -> None:
 def _json_line(record: Any) -> str:
     extra = record["extra"]
     line: dict[str, Any] = {
-        "time": record["time"].astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+        "time": record["time"].astimezone(UTC).isoformat(timespec="milliseconds"),
         "level": record["level"].name.lower(),
         "message": record["message"],
         "event": extra.get("event", "log"),
@@ -78,16 +78,24 @@ class MaskedSink:
 
 def _pretty_format(record: Any) -> str:
     fields = " ".join(
-        f"{k}={v}" for k, v in record["extra"].items() if not k.startswith("_") and k != "event"
+        f"{k}={v}"
+        for k, v in record["extra"].items()
+        if not k.startswith("_") and k != "event"
     )
     event = record["extra"].get("event", "")
     head = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level>"
-    return head + f" {event} " + "{message} " + fields.replace("{", "{{").replace("}", "}}") + (
-        "\n{exception}" if record["exception"] else ""
+    return (
+        head
+        + f" {event} "
+        + "{message} "
+        + fields.replace("{", "{{").replace("}", "}}")
+        + ("\n{exception}" if record["exception"] else "")
     )
 
 
-def setup_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+def setup_logging(
+    level: str = "info", fmt: str = "json", stream: TextIO | None = None
+) -> None:
     """Route every loguru line to one masked sink; called once by the command line."""
     logger.remove()
     logger.configure(patcher=_add_trace_fields)
@@ -95,8 +103,13 @@ def setup_logging(level: str = "info", fmt: str = "json", stream: TextIO | None 
     if fmt == "json":
         logger.add(sink, level=_LEVELS[level], format="{message}", catch=False)
     else:
-        logger.add(sink, level=_LEVELS[level], format=_pretty_format, colorize=False,
-                   catch=False)
+        logger.add(
+            sink,
+            level=_LEVELS[level],
+            format=_pretty_format,
+            colorize=False,
+            catch=False,
+        )
 
 
 __all__ = ["logger", "setup_logging"]

@@ -66,11 +66,17 @@ def load_entry_point_plugins(pm: PluginManager, group: str = ENTRY_POINT_GROUP) 
             pm.register_plugin(plugin, entry_point.name, info)
         except Exception as e:
             logger.bind(
-                event=events.PLUGIN_LOAD_FAILED, plugin=entry_point.name, distribution=info.name
-            ).opt(exception=e).error(f"plugin {entry_point.name!r} failed to load and is skipped")
+                event=events.PLUGIN_LOAD_FAILED,
+                plugin=entry_point.name,
+                distribution=info.name,
+            ).opt(exception=e).error(
+                f"plugin {entry_point.name!r} failed to load and is skipped"
+            )
             continue
         logger.bind(
-            event=events.PLUGIN_LOADED, plugin=entry_point.name, distribution=info.name,
+            event=events.PLUGIN_LOADED,
+            plugin=entry_point.name,
+            distribution=info.name,
             version=info.version,
         ).debug(f"plugin {entry_point.name!r} loaded")
 
@@ -101,7 +107,9 @@ def build_plugin_manager(
 def _trace_hook_calls(pm: PluginManager) -> None:
     def before(hook_name: str, impls: list[Any], kwargs: Mapping[str, Any]) -> None:
         names = [impl.plugin_name for impl in impls]
-        logger.bind(event=events.HOOK_CALL, hook=hook_name, plugins=names).debug("hook call")
+        logger.bind(event=events.HOOK_CALL, hook=hook_name, plugins=names).debug(
+            "hook call"
+        )
 
     def after(*_: Any) -> None:
         return None

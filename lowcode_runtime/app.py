@@ -1,0 +1,128 @@
+"""The application factory: routes, middlewares, CORS, plugin resources, shared state."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import aiohttp_cors
+from aiohttp import web
+
+from lowcode_runtime import dispatch, keys, openapi, routes
+from lowcode_runtime.config import Settings
+from lowcode_runtime.middleware import (
+    deadline_middleware,
+    error_middleware,
+    make_security_middleware,
+    trace_middleware,
+)
+from lowcode_runtime.plugins import (
+    PluginManager,
+    build_plugin_manager,
+    build_type_registry,
+)
+from lowcode_runtime.ratelimit import RateLimiter
+from lowcode_runtime.secrets import SecretsCache
+from lowcode_runtime.shared_state import make_cache
+
+ALLOWED_HEADERS = ("Authorization", "Content-Type", "x-trace-id")
+EXPOSED_HEADERS = (
+    "x-trace-id",
+    "x-request-id",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "retry-after",
+)
+
+
+def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Application:
+    """Build the service. Plugin types are gathered here, once; a conflict raises."""
+    if not settings.auth_token:
+        raise ValueError("settings.auth_token must be set before the app is built")
+    pm = pm or build_plugin_manager()
+    registry = build_type_registry(pm)
+
+    app = web.Application(
+        middlewares=[
+            trace_middleware,
+            error_middleware,
+            make_security_middleware(settings.trusted_proxies),
+            deadline_middleware,
+        ],
+        client_max_size=settings.body_limit_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.PLUGIN_MANAGER] = pm
+    app[keys.TYPE_REGISTRY] = registry
+    app[keys.RATE_LIMITER] = RateLimiter(
+        make_cache(settings.redis_url, "lowcode:ratelimit"),
+        settings.rate_limit_max,
+        settings.rate_limit_window_ms,
+    )
+    provider = pm.hook.register_secrets_provider(settings=settings)
+    app[keys.SECRETS] = SecretsCache(provider, settings)
+
+    setup_routes(app, pm)
+    app[openapi.OPENAPI_KEY] = openapi.build_spec(
+        registry, {r.canonical for r in app.router.resources()}
+    )
+    add_catch_all(app)
+    setup_cors(app, settings)
+
+    app.on_startup.append(_start_plugins)
+    app.on_cleanup.append(_stop_plugins)
+    return app
+
+
+def setup_routes(app: web.Application, pm: PluginManager) -> None:
+    app.router.add_get("/health", routes.health)
+    app.router.add_get("/ready", routes.ready)
+    app.router.add_get("/openapi.json", openapi.openapi_document)
+    app.router.add_get("/metrics", routes.metrics_text)
+    app.router.add_get("/v1/plugins", routes.list_plugins)
+    app.router.add_post(dispatch.EXECUTE_PATH, dispatch.execute)
+    pm.hook.register_routes(app=app)
+
+
+def add_catch_all(app: web.Application) -> None:
+    """Unknown paths reach a route of ours, so they get auth, CORS and the envelope too."""
+    resource = app.router.add_resource("/{tail:.*}", name="not_found")
+    handler = routes.make_not_found(app)
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+        resource.add_route(method, handler)
+
+
+def setup_cors(app: web.Application, settings: Settings) -> None:
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=False,
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=ALLOWED_HEADERS,
+        allow_methods="*",
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(
+        app, defaults={origin: options for origin in settings.cors_origins}
+    )
+    for resource in list(app.router.resources()):
+        cors.add(resource)
+
+
+async def _await_all(results: list[Any]) -> None:
+    for result in results:
+        if inspect.isawaitable(result):
+            await result
+
+
+async def _start_plugins(app: web.Application) -> None:
+    pm = app[keys.PLUGIN_MANAGER]
+    await _await_all(pm.hook.runtime_startup(app=app, settings=app[keys.SETTINGS]))
+
+
+async def _stop_plugins(app: web.Application) -> None:
+    pm = app[keys.PLUGIN_MANAGER]
+    try:
+        await _await_all(pm.hook.runtime_shutdown(app=app))
+    finally:
+        await app[keys.SECRETS].close()
+        await app[keys.RATE_LIMITER].close()

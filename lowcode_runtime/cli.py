@@ -1,0 +1,153 @@
+"""The command line: ``python -m lowcode_runtime serve|plugins|...``.
+
+Plugins add their own commands through ``register_commands`` (the db plugin adds ``migrate``
+and ``status``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from lowcode_runtime import __version__, events
+from lowcode_runtime.config import ConfigError, Settings, load_settings
+from lowcode_runtime.logs import logger, setup_logging
+from lowcode_runtime.plugins import PluginConflict, PluginManager, build_plugin_manager
+
+EXIT_CONFIG = 2
+DESCRIPTION = """\
+lowcode-runtime runs a low-code app's dataSources on the server, in preview mode, so that
+project secrets never reach a browser. Configure it with environment variables (see
+.env.example); a flag overrides its variable. With no configuration at all, `serve` starts an
+embedded PostgreSQL and prints a generated service token once.
+"""
+
+
+def build_parser(pm: PluginManager) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lowcode_runtime",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"lowcode-runtime {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the HTTP service until SIGTERM or Ctrl-C, then drain and stop.",
+    )
+    serve.add_argument("--host", help="bind address (HOST, default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="HTTP port (PORT, default 3001)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (default 1; set REDIS_URL to share limits)",
+    )
+    serve.set_defaults(func=run_serve)
+
+    plugins = commands.add_parser(
+        "plugins",
+        help="list installed dataSource types",
+        description="List each installed dataSource type, its operations and its distribution.",
+    )
+    plugins.add_argument("--json", action="store_true", help="print a JSON document")
+    plugins.set_defaults(func=run_plugins)
+
+    pm.hook.register_commands(subparsers=commands)
+    return parser
+
+
+def generate_token_if_missing(settings: Settings) -> Settings:
+    """With no token configured, make one and log it in one line, the only line that holds it."""
+    if settings.auth_token:
+        return settings
+    token = secrets.token_urlsafe(32)
+    logger.bind(event=events.SERVICE_TOKEN_GENERATED, _unmasked=True).warning(
+        f"RUNTIME_BACKEND_AUTH_TOKEN is not set; generated service token: {token}"
+    )
+    return settings.replace(auth_token=token)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from lowcode_runtime.server import serve
+
+    if args.workers < 1:
+        print("lowcode-runtime: --workers expects a positive integer", file=sys.stderr)
+        return EXIT_CONFIG
+    settings = generate_token_if_missing(args.settings)
+    return serve(settings, args.plugin_manager, workers=args.workers)
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    from lowcode_runtime.plugins import build_type_registry
+
+    registry = build_type_registry(args.plugin_manager)
+    rows = [
+        {
+            "type": name,
+            "operations": list(r.type.operations),
+            "plugin": {"name": r.plugin.name, "version": r.plugin.version},
+        }
+        for name, r in sorted(registry.items())
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        plugin = row["plugin"]
+        print(
+            f"{row['type']:<12} {', '.join(row['operations']):<40} "
+            f"{plugin['name']} {plugin['version']}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as e:
+        print(f"lowcode-runtime: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(
+        settings.log_level,
+        settings.log_format,
+        stream=sys.stderr if _wants_stdout_for_output(argv) else None,
+    )
+
+    pm = build_plugin_manager()
+    args = build_parser(pm).parse_args(argv)
+
+    overrides = {k: getattr(args, k, None) for k in ("host", "port")}
+    try:
+        args.settings = load_settings(os.environ, **overrides)
+        _validate_overrides(args.settings)
+    except ConfigError as e:
+        print(f"lowcode-runtime: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    args.plugin_manager = pm
+
+    try:
+        return int(args.func(args) or 0)
+    except PluginConflict as e:
+        logger.error(str(e))
+        print(f"lowcode-runtime: {e}", file=sys.stderr)
+        return 1
+
+
+def _wants_stdout_for_output(argv: list[str]) -> bool:
+    """Commands that print a result keep stdout for it; their logs go to stderr."""
+    return bool(argv) and argv[0] != "serve"
+
+
+def _validate_overrides(settings: Settings) -> None:
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"--port={settings.port} is invalid: expected 0..65535")

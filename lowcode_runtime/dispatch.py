@@ -1,0 +1,175 @@
+"""The execute route: validate a call, run its type's handler within the deadline, log it.
+
+Everything around a plugin's own work happens here once, for every type.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+from lowcode_runtime import envelope, errors, events, metrics
+from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
+from lowcode_runtime.logs import logger
+from lowcode_runtime.middleware import DEADLINE
+from lowcode_runtime.requests import read_json_object
+from lowcode_runtime.types import Call, Result
+
+EXECUTE_PATH = "/v1/projects/{projectId}/datasources/execute"
+
+
+class DataSourceRefSchema(Schema):
+    """The parts of a ``dataSource`` the core reads; the rest is its type's definition."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ExecuteRequestSchema(Schema):
+    """Body of ``POST /v1/projects/{projectId}/datasources/execute``."""
+
+    dataSource = fields.Nested(DataSourceRefSchema, required=True)
+    operation = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    params = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+_execute_schema = ExecuteRequestSchema()
+
+
+def project_id_from(request: web.Request) -> str:
+    project_id = request.match_info["projectId"]
+    if not project_id.strip():
+        raise errors.ValidationFailed(
+            "projectId must not be empty or blank",
+            [{"path": "projectId", "message": "must not be empty or blank"}],
+        )
+    return project_id
+
+
+def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except ValidationError as e:
+        raise errors.ValidationFailed.from_messages(e.messages, prefix) from None
+
+
+def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> Call:
+    """Validate the body, the definition and the params; the call a handler will receive."""
+    loaded = _load(_execute_schema, body, "")
+    definition = dict(loaded["dataSource"])
+    type_name, name = definition.pop("type"), definition.pop("name")
+    operation = loaded["operation"]
+    request[envelope.CALL_META] = {
+        "dataSource": name,
+        "type": type_name,
+        "operation": operation,
+    }
+
+    registered = request.app[TYPE_REGISTRY].get(type_name)
+    if registered is None:
+        known = ", ".join(sorted(request.app[TYPE_REGISTRY])) or "none"
+        raise errors.UnknownDataSourceType(
+            f"no installed plugin handles dataSource type {type_name!r} (installed: {known})"
+        )
+    ds_type = registered.type
+    params_schema = ds_type.operations.get(operation)
+    if params_schema is None:
+        raise errors.UnsupportedOperation(
+            f"dataSource type {type_name!r} has no operation {operation!r} "
+            f"(it has: {', '.join(ds_type.operations)})"
+        )
+
+    return Call(
+        project_id=project_id,
+        name=name,
+        type=type_name,
+        operation=operation,
+        definition=_load(ds_type.definition_schema, definition, "dataSource"),
+        params=_load(params_schema, loaded["params"], "params"),
+        deadline=request[DEADLINE],
+        trace_id=request[envelope.TRACE_ID],
+        request_id=request[envelope.REQUEST_ID],
+        settings=request.app[SETTINGS],
+        app=request.app,
+        secrets=request.app[SECRETS],
+    )
+
+
+async def execute(request: web.Request) -> web.Response:
+    """Run one dataSource call and answer it in the envelope."""
+    project_id = project_id_from(request)
+    body = await read_json_object(request)
+    started = time.monotonic()
+
+    try:
+        call = build_call(request, project_id, body)
+    except errors.RuntimeBackendError as e:
+        # A call whose type and name are known but whose definition or params are refused
+        # still gets its error event, so a dashboard sees every failed call.
+        if envelope.CALL_META in request:
+            _record(project_id, request[envelope.CALL_META], e, started)
+        raise
+
+    result = await run_call(request, call, started)
+    return envelope.ok_response(request, result.data, meta=result.meta)
+
+
+async def run_call(request: web.Request, call: Call, started: float) -> Result:
+    """Await the type's handler; log and count the outcome whatever it is."""
+    hooks = request.app[PLUGIN_MANAGER].hook
+    handler = request.app[TYPE_REGISTRY][call.type].type.handler
+    meta = request[envelope.CALL_META]
+    logger.bind(event=events.CALL_START, projectId=call.project_id, **meta).debug(
+        f"{call.type}.{call.operation} {call.name!r} started"
+    )
+    hooks.datasource_call_started(call=call)
+    error: errors.RuntimeBackendError | None = None
+
+    try:
+        return await handler(call)
+    except errors.RuntimeBackendError as e:
+        error = e
+        raise
+    except BaseException:
+        error = errors.Timeout() if call.deadline.expired() else errors.Internal()
+        raise
+    finally:
+        duration_ms = _record(call.project_id, meta, error, started)
+        hooks.datasource_call_finished(
+            call=call,
+            outcome="error" if error else "success",
+            error_code=error.code if error else None,
+            duration_ms=duration_ms,
+        )
+
+
+def _record(
+    project_id: str,
+    meta: dict[str, str],
+    error: errors.RuntimeBackendError | None,
+    started: float,
+) -> float:
+    """Emit the call's success or error event and its metrics; returns its duration."""
+    duration_ms = round((time.monotonic() - started) * 1000, 3)
+    outcome = "error" if error else "success"
+    labels = (meta["type"], meta["operation"], outcome)
+    metrics.CALLS.labels(*labels).inc()
+    metrics.CALL_DURATION.labels(*labels).observe(duration_ms / 1000)
+
+    log = logger.bind(
+        projectId=project_id, durationMs=duration_ms, status=outcome, **meta
+    )
+    what = f"{meta['type']}.{meta['operation']} {meta['dataSource']!r}"
+    if error is None:
+        log.bind(event=events.CALL_SUCCESS, httpStatus=200).info(f"{what} succeeded")
+    else:
+        log.bind(
+            event=events.CALL_ERROR, httpStatus=error.status, errorCode=error.code
+        ).warning(f"{what} failed: {error.code}: {error.message}")
+    return duration_ms

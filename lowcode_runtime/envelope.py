@@ -1,0 +1,48 @@
+"""The response envelope of API.md section 3, built in one place for every answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from lowcode_runtime.errors import RuntimeBackendError
+
+# Keys the core keeps on each request (aiohttp requests are mutable mappings).
+STARTED_AT = "lowcode.started_at"
+TRACE_ID = "lowcode.trace_id"
+REQUEST_ID = "lowcode.request_id"
+CALL_META = "lowcode.call_meta"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def base_meta(request: web.Request) -> dict[str, Any]:
+    """``traceId``, ``requestId``, ``durationMs`` and, for calls, the dataSource fields."""
+    started = request.get(STARTED_AT, time.monotonic())
+    meta: dict[str, Any] = {
+        "traceId": request.get(TRACE_ID),
+        "requestId": request.get(REQUEST_ID),
+        "durationMs": round((time.monotonic() - started) * 1000, 3),
+    }
+    meta.update(request.get(CALL_META, {}))
+    return meta
+
+
+def ok_response(
+    request: web.Request,
+    data: Any,
+    meta: dict[str, Any] | None = None,
+    status: int = 200,
+) -> web.Response:
+    body = {"ok": True, "data": data, "meta": {**base_meta(request), **(meta or {})}}
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def error_response(request: web.Request, error: RuntimeBackendError) -> web.Response:
+    body = {"ok": False, "error": error.to_dict(), "meta": base_meta(request)}
+    return web.json_response(body, status=error.status, dumps=_dumps)

@@ -1,0 +1,242 @@
+"""The middlewares every request passes, outermost first: tracing, errors, security, deadline.
+
+``error_middleware`` is the one place where exceptions become the envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+
+from lowcode_runtime import context, envelope, errors, events, metrics
+from lowcode_runtime.keys import RATE_LIMITER, SETTINGS
+from lowcode_runtime.logs import logger
+from lowcode_runtime.types import Deadline
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OPEN_ROUTES = frozenset(
+    {("GET", "/health"), ("GET", "/ready"), ("GET", "/openapi.json")}
+)
+UNLIMITED_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready")})
+DEADLINE = "lowcode.deadline"
+EXTRA_HEADERS = "lowcode.extra_headers"
+
+# aiohttp's own HTTP errors, mapped onto the contract's codes.
+_HTTP_ERRORS: dict[int, type[errors.RuntimeBackendError]] = {
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+}
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    if resource is None or request.match_info.http_exception is not None:
+        return "unmatched"
+    return resource.canonical
+
+
+@web.middleware
+async def trace_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Set trace and request ids for the whole request and echo them; count the request."""
+    trace_id = context.accept_trace_id(request.headers.get("x-trace-id"))
+    request_id = context.new_id()
+    context.trace_id_var.set(trace_id)
+    context.request_id_var.set(request_id)
+    request[envelope.TRACE_ID] = trace_id
+    request[envelope.REQUEST_ID] = request_id
+    request[envelope.STARTED_AT] = time.monotonic()
+    request[EXTRA_HEADERS] = {}
+
+    response = await handler(request)
+
+    response.headers["x-trace-id"] = trace_id
+    response.headers["x-request-id"] = request_id
+    response.headers.update(request[EXTRA_HEADERS])
+    metrics.HTTP_REQUESTS.labels(
+        request.method, _route_label(request), response.status
+    ).inc()
+    logger.bind(
+        event=events.HTTP_REQUEST,
+        method=request.method,
+        path=request.path,
+        httpStatus=response.status,
+        durationMs=round((time.monotonic() - request[envelope.STARTED_AT]) * 1000, 3),
+    ).debug(f"{request.method} {request.path} {response.status}")
+    return response
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Turn every exception, ours or aiohttp's, into the envelope; log unexpected ones once."""
+    try:
+        return await handler(request)
+    except errors.RuntimeBackendError as e:
+        return _error_answer(request, e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        error_class = _HTTP_ERRORS.get(e.status)
+        if error_class is None:
+            mapped: errors.RuntimeBackendError = errors.Internal(e.reason)
+            mapped.status = e.status
+        else:
+            mapped = error_class()
+        if e.status == 405 and isinstance(e, web.HTTPMethodNotAllowed):
+            request[EXTRA_HEADERS]["Allow"] = ",".join(sorted(e.allowed_methods))
+        return _error_answer(request, mapped)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        logger.bind(event=events.HTTP_UNHANDLED, path=request.path).opt(
+            exception=e
+        ).error(
+            f"unhandled {type(e).__name__} while serving {request.method} {request.path}"
+        )
+        return _error_answer(request, errors.Internal())
+
+
+def _error_answer(
+    request: web.Request, error: errors.RuntimeBackendError
+) -> web.Response:
+    if isinstance(error, errors.Unauthorized):
+        request[EXTRA_HEADERS]["WWW-Authenticate"] = 'Bearer realm="lowcode-runtime"'
+    if isinstance(error, errors.RateLimited):
+        request[EXTRA_HEADERS]["retry-after"] = str(error.retry_after)
+    return envelope.error_response(request, error)
+
+
+def is_preflight(request: web.Request) -> bool:
+    return (
+        request.method == hdrs.METH_OPTIONS
+        and hdrs.ORIGIN in request.headers
+        and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+    )
+
+
+def client_address(
+    request: web.Request, trusted: tuple[ipaddress._BaseNetwork, ...]
+) -> str:
+    """The socket's peer, or the nearest untrusted hop of ``X-Forwarded-For`` behind a proxy."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    address = peer[0] if peer else "unknown"
+    if not trusted or not _in_networks(address, trusted):
+        return address
+
+    hops = [
+        h.strip()
+        for h in request.headers.get("X-Forwarded-For", "").split(",")
+        if h.strip()
+    ]
+    for hop in reversed(hops):
+        if not _in_networks(hop, trusted):
+            return hop if _is_ip(hop) else address
+        address = hop
+    return address
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _in_networks(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def _authenticate(
+    request: web.Request, token: str
+) -> errors.RuntimeBackendError | None:
+    scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return errors.Unauthorized()
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return errors.Forbidden()
+    return None
+
+
+def make_security_middleware(
+    trusted_proxies: tuple[str, ...],
+) -> Callable[..., Awaitable]:
+    """Authentication before routing, then the rate limit, then an early body-size check."""
+    trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+
+    @web.middleware
+    async def security_middleware(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        settings = request.app[SETTINGS]
+        route = (request.method, request.path)
+        if is_preflight(request) or route in UNLIMITED_ROUTES:
+            return await handler(request)
+
+        failure = (
+            None
+            if route in OPEN_ROUTES
+            else _authenticate(request, settings.auth_token)
+        )
+        project_id = request.match_info.get("projectId")
+        if failure is None and project_id:
+            key = f"project:{project_id}"
+        else:
+            key = f"client:{client_address(request, trusted)}"
+
+        verdict = await request.app[RATE_LIMITER].hit(key)
+        request[EXTRA_HEADERS].update(verdict.headers())
+        if not verdict.allowed:
+            raise errors.RateLimited(verdict.reset_seconds)
+        if failure is not None:
+            raise failure
+
+        length = request.content_length
+        if length is not None and length > settings.body_limit_bytes:
+            raise errors.PayloadTooLarge(
+                f"request body of {length} bytes is over the limit of "
+                f"{settings.body_limit_bytes} bytes"
+            )
+        return await handler(request)
+
+    return security_middleware
+
+
+@web.middleware
+async def deadline_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Bound the whole request; past the deadline the work is cancelled and the caller gets 504."""
+    timeout_ms = request.app[SETTINGS].request_timeout_ms
+    deadline = Deadline(request[envelope.STARTED_AT] + timeout_ms / 1000)
+    request[DEADLINE] = deadline
+
+    try:
+        async with asyncio.timeout_at(_loop_time(deadline)) as scope:
+            return await handler(request)
+    except TimeoutError as e:
+        if scope.expired():
+            raise errors.Timeout(
+                f"the request did not finish within {timeout_ms} ms"
+            ) from e
+        raise
+
+
+def _loop_time(deadline: Deadline) -> float:
+    """The deadline on the event loop's clock (which is monotonic, but may differ in origin)."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + deadline.remaining()

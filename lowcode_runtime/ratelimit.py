@@ -1,0 +1,60 @@
+"""Fixed-window rate limit (API.md section 2), counted in a cache that Redis can share."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from aiocache import BaseCache
+
+from lowcode_runtime import events
+from lowcode_runtime.logs import logger
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.remaining),
+            "x-ratelimit-reset": str(self.reset_seconds),
+        }
+
+
+class RateLimiter:
+    """Counts hits per key in the current window; one increment per request."""
+
+    def __init__(self, cache: BaseCache, limit: int, window_ms: int) -> None:
+        self.cache = cache
+        self.limit = limit
+        self.window_ms = window_ms
+
+    async def hit(self, key: str) -> Verdict:
+        now_ms = time.time() * 1000
+        window = int(now_ms // self.window_ms)
+        reset = max(1, math.ceil(((window + 1) * self.window_ms - now_ms) / 1000))
+        counter = f"{key}:{window}"
+
+        try:
+            count = await self.cache.increment(counter, 1)
+            if count == 1:
+                await self.cache.expire(counter, math.ceil(self.window_ms / 1000) + 1)
+        except Exception as e:
+            # Failing open: a broken counter store must not take every preview down with it.
+            logger.bind(event=events.RATE_LIMIT_STORE_FAILED).opt(exception=e).error(
+                "rate-limit store failed; request let through"
+            )
+            return Verdict(True, self.limit, self.limit, reset)
+
+        return Verdict(
+            count <= self.limit, self.limit, max(0, self.limit - count), reset
+        )
+
+    async def close(self) -> None:
+        await self.cache.close()
