@@ -12,6 +12,7 @@ SERVICE_TOKEN_GENERATED = "service.token_generated"
 SERVICE_STARTED = "service.started"
 SERVICE_STOPPING = "service.stopping"
 SERVICE_STOPPED = "service.stopped"
+SERVER_PROCESS = "service.process"
 CONFIG_WARNING = "service.config_warning"
 
 PLUGIN_LOADED = "plugin.loaded"

@@ -1,42 +1,234 @@
-"""Running the service: one process with aiohttp's runner, drained gracefully on SIGTERM."""
+"""Running the service: one process with aiohttp's runner, or N workers under gunicorn.
+
+Either way SIGTERM drains: the listening socket closes, in-flight requests get a grace period
+to finish, then the shutdown hooks close the pools, and the process exits 0. What must exist
+once per service and not once per worker is made here, before any worker starts: the
+generated token (by the command line) and the embedded PostgreSQL.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from aiohttp import web
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from lowcode_runtime import events
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import logger
-from lowcode_runtime.plugins import PluginManager
+from lowcode_runtime.plugins import PluginManager, build_type_registry
 
 SHUTDOWN_GRACE_S = 25.0
+"""How long in-flight requests may run after SIGTERM; below the usual 30 s of orchestrators."""
+
+DB_PLUGIN = "db"
+WORKER_CLASS = "aiohttp.GunicornWebWorker"
 
 
-def serve(settings: Settings, pm: PluginManager, workers: int = 1) -> int:
-    """Serve until SIGTERM/SIGINT; in-flight requests get ``SHUTDOWN_GRACE_S`` to finish."""
-    app = create_app(settings, pm)
-
-    async def announce(app: web.Application) -> None:
-        logger.bind(
-            event=events.SERVICE_STARTED, host=settings.host, port=settings.port
-        ).info(f"lowcode-runtime listening on http://{settings.host}:{settings.port}")
-
-    async def farewell(app: web.Application) -> None:
-        logger.bind(event=events.SERVICE_STOPPING).info(
-            "stopping: draining in-flight requests"
-        )
-
-    app.on_startup.append(announce)
-    app.on_shutdown.append(farewell)
-    web.run_app(
-        app,
+def serve(
+    settings: Settings,
+    pm: PluginManager,
+    workers: int = 1,
+    grace_s: float = SHUTDOWN_GRACE_S,
+) -> int:
+    """Serve until SIGTERM or SIGINT, then drain; returns the process exit code."""
+    # A conflict between plugins stops start-up here, once, not in every worker.
+    build_type_registry(pm)
+    _warn_about_process_local_state(settings, workers)
+    logger.bind(
+        event=events.SERVICE_STARTING,
         host=settings.host,
         port=settings.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=SHUTDOWN_GRACE_S,
-        handle_signals=True,
+        workers=workers,
+    ).info(f"lowcode-runtime starting with {workers} worker(s)")
+
+    with _database(settings, pm) as settings:
+        if workers == 1:
+            code = asyncio.run(_serve_one(settings, pm, grace_s))
+        else:
+            code = _serve_workers(settings, pm, workers, grace_s)
+
+    logger.bind(event=events.SERVICE_STOPPED, exitCode=code).info(
+        "lowcode-runtime stopped"
     )
-    logger.bind(event=events.SERVICE_STOPPED).info("stopped")
+    return code
+
+
+def _warn_about_process_local_state(settings: Settings, workers: int) -> None:
+    if workers > 1 and not settings.redis_url:
+        logger.bind(event=events.CONFIG_WARNING, workers=workers).warning(
+            f"REDIS_URL is not set: with {workers} workers, rate limits and the secrets cache "
+            "are per process (each worker allows RUNTIME_BACKEND_RATE_LIMIT_MAX on its own)"
+        )
+
+
+@contextmanager
+def _database(settings: Settings, pm: PluginManager) -> Iterator[Settings]:
+    """Without ``DATABASE_URL``, one embedded PostgreSQL for the whole service, URL handed on.
+
+    Started before the server, so every worker (and a single process alike) connects to the
+    same one, and stopped after the last worker has exited.
+    """
+    if settings.database_url or not pm.has_plugin(DB_PLUGIN):
+        yield settings
+        return
+
+    from lowcode_db.embedded import start_embedded, stop_embedded
+
+    server, url = start_embedded()
+    try:
+        yield settings.replace(database_url=url)
+    finally:
+        stop_embedded(server)
+
+
+# --- one process ---------------------------------------------------------------------------
+
+
+async def _serve_one(settings: Settings, pm: PluginManager, grace_s: float) -> int:
+    app = create_app(settings, pm)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=grace_s, handle_signals=False
+    )
+    await runner.setup()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        _log_listening(settings, runner.addresses)
+        await stop.wait()
+        _log_stopping(grace_s)
+    finally:
+        # Closes the socket, waits for in-flight requests, then runs the shutdown hooks.
+        await runner.cleanup()
     return 0
+
+
+def _log_listening(settings: Settings, addresses: list[Any]) -> None:
+    port = addresses[0][1] if addresses else settings.port
+    logger.bind(
+        event=events.SERVICE_STARTED, host=settings.host, port=port, pid=os.getpid()
+    ).info(f"lowcode-runtime listening on http://{settings.host}:{port}")
+
+
+def _log_stopping(grace_s: float) -> None:
+    logger.bind(
+        event=events.SERVICE_STOPPING, graceSeconds=grace_s, pid=os.getpid()
+    ).info(f"stopping: no new connections, in-flight requests get {grace_s:g} s")
+
+
+# --- several workers under gunicorn --------------------------------------------------------
+
+
+def _serve_workers(
+    settings: Settings, pm: PluginManager, workers: int, grace_s: float
+) -> int:
+    """gunicorn's arbiter forks ``workers`` aiohttp workers that share one listening socket.
+
+    The workers inherit ``settings`` and ``pm`` through the fork; each builds its own app (and
+    its own pools) after it, since sockets and event loops do not survive a fork.
+    """
+
+    async def app_factory() -> web.Application:
+        app = create_app(settings, pm)
+
+        async def announce(app: web.Application) -> None:
+            logger.bind(
+                event=events.SERVICE_STARTED, pid=os.getpid(), worker=True
+            ).info(
+                f"worker {os.getpid()} serving on http://{settings.host}:{settings.port}"
+            )
+
+        async def farewell(app: web.Application) -> None:
+            _log_stopping(grace_s)
+
+        app.on_startup.append(announce)
+        app.on_shutdown.append(farewell)
+        return app
+
+    options = {
+        "bind": [f"{settings.host}:{settings.port}"],
+        "workers": workers,
+        "worker_class": WORKER_CLASS,
+        # aiohttp's worker gives in-flight requests 95 % of it; the arbiter kills after it all.
+        "graceful_timeout": math.ceil(grace_s / 0.95),
+        "loglevel": "debug"
+        if settings.log_level in ("trace", "debug")
+        else settings.log_level,
+        "logger_class": LoguruGunicornLogger,
+        "accesslog": None,
+        "errorlog": "-",
+        "proc_name": "lowcode-runtime",
+        "preload_app": False,
+        # Several services on one host would share its default path under $HOME.
+        "control_socket_disable": True,
+    }
+    master = os.getpid()
+    try:
+        WorkersApplication(app_factory, options).run()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    else:
+        code = 0
+
+    if os.getpid() != master:
+        # A worker leaves through here too, as the fork returned into the arbiter's run(). It
+        # must not run the master's clean-up nor its exit hooks (which would stop the embedded
+        # PostgreSQL): its own app has already been drained and closed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+class WorkersApplication(BaseApplication):
+    """A gunicorn application configured in code, not from gunicorn's command line."""
+
+    def __init__(
+        self, factory: Callable[[], Awaitable[web.Application]], options: dict[str, Any]
+    ) -> None:
+        self.factory = factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Callable[[], Awaitable[web.Application]]:
+        return self.factory
+
+
+class _ToLoguru(logging.Handler):
+    """Hands a stdlib record to loguru, so gunicorn's lines are masked JSON lines like ours."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname if record.levelname != "CRITICAL" else "ERROR"
+        exception = record.exc_info if record.exc_info and record.exc_info[0] else None
+        logger.bind(event=events.SERVER_PROCESS, pid=record.process).opt(
+            exception=exception
+        ).log(level, record.getMessage())
+
+
+class LoguruGunicornLogger(GunicornLogger):
+    """gunicorn's logger with its error log (master and workers) routed to loguru."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.addHandler(_ToLoguru())
