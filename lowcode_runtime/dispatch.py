@@ -59,6 +59,16 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
         raise errors.ValidationFailed.from_messages(e.messages, prefix) from None
 
 
+def _collect(
+    schema: Schema, data: Any, prefix: str, problems: list[dict[str, str]]
+) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except ValidationError as e:
+        problems.extend(errors.flatten_messages(e.messages, prefix))
+        return {}
+
+
 def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> Call:
     """Validate the body, the definition and the params; the call a handler will receive."""
     loaded = _load(_execute_schema, body, "")
@@ -85,13 +95,20 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
             f"(it has: {', '.join(ds_type.operations)})"
         )
 
+    # Both parts are checked before answering, so the caller sees every violation at once.
+    problems: list[dict[str, str]] = []
+    loaded_definition = _collect(ds_type.definition_schema, definition, "dataSource", problems)
+    loaded_params = _collect(params_schema, loaded["params"], "params", problems)
+    if problems:
+        raise errors.ValidationFailed.from_details(problems)
+
     return Call(
         project_id=project_id,
         name=name,
         type=type_name,
         operation=operation,
-        definition=_load(ds_type.definition_schema, definition, "dataSource"),
-        params=_load(params_schema, loaded["params"], "params"),
+        definition=loaded_definition,
+        params=loaded_params,
         deadline=request[DEADLINE],
         trace_id=request[envelope.TRACE_ID],
         request_id=request[envelope.REQUEST_ID],

@@ -11,10 +11,10 @@ from aiohttp import web
 from lowcode_runtime.errors import RuntimeBackendError
 
 # Keys the core keeps on each request (aiohttp requests are mutable mappings).
-STARTED_AT = "lowcode.started_at"
-TRACE_ID = "lowcode.trace_id"
-REQUEST_ID = "lowcode.request_id"
-CALL_META = "lowcode.call_meta"
+STARTED_AT = web.RequestKey("started_at", float)
+TRACE_ID = web.RequestKey("trace_id", str)
+REQUEST_ID = web.RequestKey("request_id", str)
+CALL_META = web.RequestKey("call_meta", dict)
 
 
 def _dumps(value: Any) -> str:

@@ -30,7 +30,11 @@ class RuntimeBackendError(Exception):
 
 
 class InvalidJson(RuntimeBackendError):
-    code, status, default_message = "INVALID_JSON", 400, "request body is not valid JSON"
+    code, status, default_message = (
+        "INVALID_JSON",
+        400,
+        "request body is not valid JSON",
+    )
 
 
 class ValidationFailed(RuntimeBackendError):
@@ -43,9 +47,17 @@ class ValidationFailed(RuntimeBackendError):
         cls, messages: Any, prefix: str = "", message: str | None = None
     ) -> ValidationFailed:
         """Build from marshmallow's nested ``messages`` dict, flattened to dotted paths."""
-        details = flatten_messages(messages, prefix)
-        summary = message or "; ".join(f"{d['path']}: {d['message']}" for d in details[:5])
-        return cls(summary or "validation failed", details)
+        return cls.from_details(flatten_messages(messages, prefix), message)
+
+    @classmethod
+    def from_details(
+        cls, details: list[dict[str, str]], message: str | None = None
+    ) -> ValidationFailed:
+        """Build from ``[{"path", "message"}]``; the message names the first few problems."""
+        summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:5])
+        if len(details) > 5:
+            summary += f" (and {len(details) - 5} more)"
+        return cls(message or summary or "validation failed", details)
 
 
 class UnknownDataSourceType(RuntimeBackendError):
@@ -97,7 +109,11 @@ class MigrationBlocked(RuntimeBackendError):
 
 
 class PayloadTooLarge(RuntimeBackendError):
-    code, status, default_message = "PAYLOAD_TOO_LARGE", 413, "request body is too large"
+    code, status, default_message = (
+        "PAYLOAD_TOO_LARGE",
+        413,
+        "request body is too large",
+    )
 
 
 class SecretNotFound(RuntimeBackendError):
@@ -118,7 +134,11 @@ class Internal(RuntimeBackendError):
 
 
 class MigrationFailed(RuntimeBackendError):
-    code, status, default_message = "MIGRATION_FAILED", 500, "the migration was rejected"
+    code, status, default_message = (
+        "MIGRATION_FAILED",
+        500,
+        "the migration was rejected",
+    )
 
 
 class UpstreamStatus(RuntimeBackendError):
@@ -126,7 +146,11 @@ class UpstreamStatus(RuntimeBackendError):
 
 
 class UpstreamUnreachable(RuntimeBackendError):
-    code, status, default_message = "UPSTREAM_UNREACHABLE", 502, "upstream cannot be reached"
+    code, status, default_message = (
+        "UPSTREAM_UNREACHABLE",
+        502,
+        "upstream cannot be reached",
+    )
 
 
 class UpstreamResponseTooLarge(RuntimeBackendError):

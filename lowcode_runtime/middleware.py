@@ -24,8 +24,8 @@ OPEN_ROUTES = frozenset(
     {("GET", "/health"), ("GET", "/ready"), ("GET", "/openapi.json")}
 )
 UNLIMITED_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready")})
-DEADLINE = "lowcode.deadline"
-EXTRA_HEADERS = "lowcode.extra_headers"
+DEADLINE = web.RequestKey("deadline", Deadline)
+EXTRA_HEADERS = web.RequestKey("extra_headers", dict)
 
 # aiohttp's own HTTP errors, mapped onto the contract's codes.
 _HTTP_ERRORS: dict[int, type[errors.RuntimeBackendError]] = {

@@ -92,14 +92,15 @@ def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str
         spec.components.schema(name, schema=schema)
 
     # Each type's definition and params schemas, so callers can see what a type accepts.
+    # A schema class shared by several operations is added once (apispec refs it by class).
+    added: set[type] = set()
     for type_name, registered in sorted(registry.items()):
-        spec.components.schema(
-            f"{type_name}Definition", schema=type(registered.type.definition_schema)
-        )
-        for operation, params in registered.type.operations.items():
-            spec.components.schema(
-                f"{type_name}_{operation}Params", schema=type(params)
-            )
+        named = [(f"{type_name}Definition", registered.type.definition_schema)]
+        named += [(f"{type_name}_{op}Params", p) for op, p in registered.type.operations.items()]
+        for name, schema in named:
+            if type(schema) not in added:
+                added.add(type(schema))
+                spec.components.schema(name, schema=type(schema))
 
     secured = [{"bearer": []}]
     spec.path(

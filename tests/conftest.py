@@ -60,6 +60,12 @@ class LogCapture:
         return [r for r in self.records() if r.get("event") == name]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quiet_logs():
+    """Outside the ``logs`` fixture, only warnings and errors reach the test output."""
+    setup_logging("warning", "json")
+
+
 @pytest.fixture
 def logs() -> LogCapture:
     """Every log line of the test, as the JSON sink writes it (masking included)."""

@@ -1,0 +1,108 @@
+"""Small in-process plugins for core tests: an echo type and a type whose handler sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from marshmallow import Schema, fields
+
+from lowcode_runtime import Call, DataSourceType, Result, hookimpl
+from lowcode_runtime.logs import logger
+from lowcode_runtime.masking import register_secret
+
+
+class EchoDefinition(Schema):
+    greeting = fields.String(load_default="hello")
+
+
+class EchoParams(Schema):
+    value = fields.Raw(required=True)
+    count = fields.Integer(load_default=1)
+
+
+class SleepParams(Schema):
+    seconds = fields.Float(required=True)
+
+
+class NoParams(Schema):
+    pass
+
+
+class EchoPlugin:
+    """``echo``: returns its params; ``sleep``: sleeps, recording whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+        self.remaining_seen: list[float] = []
+        self.calls: list[Call] = []
+
+    @hookimpl
+    def register_datasource_types(self) -> list[DataSourceType]:
+        return [
+            DataSourceType(
+                name="echo",
+                definition_schema=EchoDefinition(),
+                operations={"echo": EchoParams(), "sleep": SleepParams(), "leak": EchoParams(),
+                            "crash": NoParams()},
+                handler=self.handle,
+            )
+        ]
+
+    async def handle(self, call: Call) -> Result:
+        self.calls.append(call)
+        self.remaining_seen.append(call.deadline.remaining())
+        if call.operation == "sleep":
+            try:
+                await asyncio.sleep(call.params["seconds"])
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+            return Result({"slept": call.params["seconds"]})
+        if call.operation == "leak":
+            # A plugin that logs and fails with a secret in every text it can reach.
+            secret = str(call.params["value"])
+            register_secret(secret)
+            logger.bind(event="test.leak", secretField=secret).info(f"got secret {secret}")
+            raise RuntimeError(f"failure carrying {secret}")
+        if call.operation == "crash":
+            raise ZeroDivisionError("boom")
+        return Result(
+            {"greeting": call.definition["greeting"], "value": call.params["value"]},
+            meta={"redacted": False},
+        )
+
+
+class DuplicateEcho:
+    @hookimpl
+    def register_datasource_types(self) -> list[DataSourceType]:
+        return [
+            DataSourceType(
+                name="echo", definition_schema=EchoDefinition(), operations={},
+                handler=EchoPlugin().handle,
+            )
+        ]
+
+
+def write_distribution(
+    site: Path, dist_name: str, module: str, source: str, entry_name: str | None = None
+) -> None:
+    """Install a one-module distribution into ``site`` the way pip lays it out: module + dist-info.
+
+    Its entry point in ``lowcode_runtime.plugins`` is real metadata that importlib finds.
+    """
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist_name.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(
+        f"[lowcode_runtime.plugins]\n{entry_name or module} = {module}\n"
+    )
+    (info / "RECORD").write_text("")
+
+
+def envelope_ok(body: dict[str, Any]) -> Any:
+    assert body["ok"] is True, body
+    return body["data"]

@@ -1,0 +1,203 @@
+"""The execute route's frame: envelope, validation, deadline, tracing, call events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from lowcode_runtime import context
+from lowcode_runtime.http_client import make_session
+from tests.conftest import AUTH
+from tests.support import EchoPlugin
+
+EXECUTE = "/v1/projects/p1/datasources/execute"
+
+
+def call(operation="echo", params=None, **definition):
+    return {"dataSource": {"type": "echo", "name": "greeter", **definition},
+            "operation": operation, "params": params if params is not None else {"value": 1}}
+
+
+@pytest.fixture
+def plugin():
+    return EchoPlugin()
+
+
+@pytest.fixture
+async def client(make_client, plugin):
+    return await make_client(extra_plugins=(("echo", plugin),), load_entry_points=False)
+
+
+async def test_success_envelope_with_meta(client):
+    response = await client.post(EXECUTE, json=call(params={"value": [1, 2]}), headers=AUTH)
+    body = await response.json()
+    assert response.status == 200
+    assert body["ok"] is True
+    assert body["data"] == {"greeting": "hello", "value": [1, 2]}
+    meta = body["meta"]
+    assert meta["dataSource"] == "greeter" and meta["type"] == "echo"
+    assert meta["operation"] == "echo" and meta["redacted"] is False
+    assert isinstance(meta["durationMs"], (int, float))
+    assert meta["traceId"] == response.headers["x-trace-id"]
+    assert meta["requestId"] == response.headers["x-request-id"]
+
+
+async def test_unknown_type_and_operation(client):
+    unknown = await client.post(
+        EXECUTE, json={"dataSource": {"type": "nope", "name": "x"}, "operation": "list"},
+        headers=AUTH,
+    )
+    assert unknown.status == 400
+    assert (await unknown.json())["error"]["code"] == "UNKNOWN_DATASOURCE_TYPE"
+
+    unsupported = await client.post(EXECUTE, json=call(operation="list"), headers=AUTH)
+    body = await unsupported.json()
+    assert unsupported.status == 400
+    assert body["error"]["code"] == "UNSUPPORTED_OPERATION"
+    assert "echo" in body["error"]["message"]
+
+
+async def test_validation_lists_every_violation_with_paths(client):
+    bad = call(params={"count": "many"}, greeting=5, extra=True)
+    response = await client.post(EXECUTE, json=bad, headers=AUTH)
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    paths = {d["path"] for d in body["error"]["details"]}
+    assert {"dataSource.greeting", "dataSource.extra", "params.value", "params.count"} <= paths
+
+
+@pytest.mark.parametrize("body", [
+    [], "text", {"operation": "echo"}, {"dataSource": "x", "operation": "echo"},
+    {"dataSource": {"type": "echo"}, "operation": "echo"},
+    {"dataSource": {"type": "echo", "name": "x"}, "operation": "echo", "params": [1]},
+])
+async def test_malformed_execute_bodies(client, body):
+    response = await client.post(EXECUTE, json=body, headers=AUTH)
+    result = await response.json()
+    assert response.status == 400
+    assert result["error"]["code"] == "VALIDATION_FAILED"
+    assert result["error"]["details"]
+
+
+async def test_blank_project_id_is_rejected(client):
+    response = await client.post("/v1/projects/%20%20/datasources/execute", json=call(),
+                                 headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "VALIDATION_FAILED"
+
+
+async def test_internal_error_hides_the_exception(client, logs):
+    response = await client.post(EXECUTE, json=call(operation="crash", params={}), headers=AUTH)
+    body = await response.json()
+    assert response.status == 500
+    assert body["error"]["code"] == "INTERNAL"
+    assert "boom" not in json.dumps(body) and "Traceback" not in json.dumps(body)
+    assert "ZeroDivisionError" in logs.text, "the fault is logged once for the person on call"
+    assert len([r for r in logs.records() if "exception" in r]) == 1
+
+
+async def test_deadline_cancels_the_handler(make_client, plugin):
+    client = await make_client(
+        extra_plugins=(("echo", plugin),), load_entry_points=False, request_timeout_ms=300
+    )
+    response = await client.post(
+        EXECUTE, json=call(operation="sleep", params={"seconds": 5}), headers=AUTH
+    )
+    body = await response.json()
+    assert response.status == 504
+    assert body["error"]["code"] == "TIMEOUT"
+    assert body["meta"]["operation"] == "sleep"
+    await asyncio.wait_for(plugin.cancelled.wait(), 1)
+    assert 0 < plugin.remaining_seen[0] <= 0.3
+
+
+async def test_trace_id_taken_when_well_formed(client):
+    good = await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": "abc.DEF_1-2"})
+    assert good.headers["x-trace-id"] == "abc.DEF_1-2"
+    assert (await good.json())["meta"]["traceId"] == "abc.DEF_1-2"
+
+    for bad in ("has space", "x" * 129, "semi;colon"):
+        response = await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": bad})
+        assert response.headers["x-trace-id"] != bad
+        assert len(response.headers["x-request-id"]) >= 16
+
+
+async def test_call_events_carry_the_contract_fields(client, logs):
+    await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": "trace-1"})
+    await client.post(EXECUTE, json=call(params={}), headers={**AUTH, "x-trace-id": "trace-2"})
+
+    start = logs.events("dataSource.call.start")[0]
+    success = logs.events("dataSource.call.success")[0]
+    error = logs.events("dataSource.call.error")[0]
+    assert start["level"] == "debug"
+    for record in (success, error):
+        for key in ("time", "level", "message", "traceId", "requestId", "projectId",
+                    "dataSource", "type", "operation", "durationMs", "status", "httpStatus"):
+            assert key in record, (key, record)
+    assert success["traceId"] == "trace-1" and success["status"] == "success"
+    assert success["httpStatus"] == 200 and success["projectId"] == "p1"
+    assert error["traceId"] == "trace-2" and error["errorCode"] == "VALIDATION_FAILED"
+    assert error["httpStatus"] == 400
+
+
+async def test_lines_outside_a_request_carry_no_trace_fields(logs):
+    from lowcode_runtime.logs import logger
+
+    await asyncio.get_running_loop().run_in_executor(None, logger.info, "outside")
+    assert "traceId" not in logs.records()[-1]
+
+
+async def test_a_secret_is_masked_everywhere(client, logs):
+    secret = "sup3r-s3cret-value-42"
+    response = await client.post(
+        EXECUTE, json=call(operation="leak", params={"value": secret}),
+        headers={**AUTH, "x-trace-id": "leaky"},
+    )
+    answer = await response.text()
+    assert response.status == 500
+    metrics = await (await client.get("/metrics", headers=AUTH)).text()
+    for text in (answer, logs.text, metrics, json.dumps(dict(response.headers))):
+        assert secret not in text
+    assert "[REDACTED]" in logs.text
+    assert "RuntimeError" in logs.text, "the traceback is logged, masked"
+
+
+async def test_bearer_tokens_and_dsn_passwords_are_masked(logs):
+    from lowcode_runtime.logs import logger
+
+    logger.info("upstream said Authorization: Bearer abc.def-ghi and postgres://u:pa55@h/db")
+    assert "abc.def-ghi" not in logs.text and "pa55" not in logs.text
+
+
+async def test_outbound_session_forwards_the_trace_id(aiohttp_server):
+    seen = []
+
+    async def record(request):
+        seen.append(request.headers.get("x-trace-id"))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/", record)
+    server = await aiohttp_server(app)
+    token = context.trace_id_var.set("forward-me")
+    try:
+        async with make_session() as session, session.get(server.make_url("/")) as r:
+            assert r.status == 200
+    finally:
+        context.trace_id_var.reset(token)
+    assert seen == ["forward-me"]
+
+
+async def test_aiohttp_errors_use_the_envelope(client):
+    for method, path, status in (("GET", "/nowhere", 404), ("GET", EXECUTE, 405),
+                                 ("DELETE", "/v1/plugins", 405)):
+        response = await client.request(method, path, headers=AUTH)
+        body = await response.json()
+        assert response.status == status
+        assert body["ok"] is False and body["meta"]["traceId"]
+    assert isinstance(aiohttp.__version__, str)

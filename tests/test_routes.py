@@ -1,0 +1,77 @@
+"""The service's own routes: health, ready, OpenAPI, metrics, plugins."""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+from lowcode_runtime import hookimpl
+from tests.conftest import AUTH
+from tests.support import EchoPlugin
+
+
+class FailingReadiness:
+    @hookimpl
+    def runtime_readiness(self, app):
+        async def check():
+            return {"name": "thing", "ok": False, "code": "DB_UNAVAILABLE",
+                    "message": "thing is down"}
+
+        return check()
+
+
+async def test_health(make_client):
+    client = await make_client(load_entry_points=False)
+    response = await client.get("/health")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_ready_asks_each_plugin(make_client):
+    healthy = await make_client(load_entry_points=False)
+    assert (await healthy.get("/ready")).status == 200
+
+    failing = await make_client(extra_plugins=(("f", FailingReadiness()),),
+                                load_entry_points=False)
+    response = await failing.get("/ready")
+    body = await response.json()
+    assert response.status == 503
+    assert body["ok"] is False and body["error"]["code"] == "DB_UNAVAILABLE"
+    assert body["error"]["message"] == "thing is down"
+
+
+async def test_openapi_is_valid_and_lists_types(make_client):
+    client = await make_client(extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False)
+    document = await (await client.get("/openapi.json")).json()
+    validate(document)
+    assert "/v1/projects/{projectId}/datasources/execute" in document["paths"]
+    assert "echoDefinition" in document["components"]["schemas"]
+
+
+async def test_openapi_of_the_installed_service_is_valid(make_client):
+    client = await make_client()
+    validate(await (await client.get("/openapi.json")).json())
+
+
+async def test_metrics_count_calls_and_requests(make_client):
+    client = await make_client(extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False)
+    await client.post(
+        "/v1/projects/p/datasources/execute",
+        json={"dataSource": {"type": "echo", "name": "e"}, "operation": "echo",
+              "params": {"value": 1}},
+        headers=AUTH,
+    )
+    response = await client.get("/metrics", headers=AUTH)
+    text = await response.text()
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert 'lowcode_datasource_calls_total{operation="echo",outcome="success",type="echo"}' in text
+    assert "lowcode_datasource_call_duration_seconds_bucket" in text
+    assert 'route="/v1/projects/{projectId}/datasources/execute"' in text
+
+
+async def test_plugins_route_lists_builtins(make_client):
+    client = await make_client()
+    body = await (await client.get("/v1/plugins", headers=AUTH)).json()
+    assert body["ok"] is True
+    for entry in body["data"]:
+        assert set(entry) == {"type", "operations", "plugin"}
+        assert set(entry["plugin"]) == {"name", "version"}
