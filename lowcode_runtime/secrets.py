@@ -6,8 +6,22 @@ of a project, the stale fallback and the registration of every value with the lo
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
+
+from lowcode_runtime import errors, events
+from lowcode_runtime.config import Settings
+from lowcode_runtime.logs import logger
+from lowcode_runtime.masking import register_secret
+from lowcode_runtime.metrics import SECRETS_CACHE
+from lowcode_runtime.secrets_providers import SecretsFetchFailed
+from lowcode_runtime.shared_state import make_cache
+
+# How long past its TTL a set may still be served while the provider fails.
+STALE_FOR_SECONDS = 300.0
+CACHE_NAMESPACE = "lowcode:secrets:"
 
 
 class SecretsProvider(Protocol):
@@ -18,3 +32,131 @@ class SecretsProvider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class SecretsCache:
+    """What handlers read secrets from (``call.secrets``): cached, shared, never logged.
+
+    Entries are ``{"secrets": {...}, "fetchedAt": epoch seconds}``, kept in the backend for the
+    TTL plus the stale window; whether one is fresh is decided from ``fetchedAt``, so processes
+    sharing a Redis agree. Wall-clock time is used because the entry may cross processes.
+    """
+
+    def __init__(self, provider: SecretsProvider | None, settings: Settings) -> None:
+        self.provider = provider
+        self.ttl = settings.secrets_cache_ttl_ms / 1000
+        self.cache = make_cache(settings.redis_url, CACHE_NAMESPACE)
+        self._inflight: dict[str, asyncio.Task[dict[str, str]]] = {}
+
+    async def get(self, project_id: str) -> Mapping[str, str]:
+        """The project's secrets: fresh from the cache, else fetched once, else stale, else 503."""
+        entry = await self._read(project_id)
+        if entry is not None and self._age(entry) < self.ttl:
+            SECRETS_CACHE.labels(result="hit").inc()
+            return self._registered(entry["secrets"])
+
+        SECRETS_CACHE.labels(result="miss").inc()
+        try:
+            return self._registered(await self._fetch_once(project_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            return self._stale_or_fail(project_id, entry, e)
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        self._inflight.clear()
+        try:
+            if self.provider is not None:
+                await self.provider.close()
+        finally:
+            await self.cache.close()
+
+    async def _fetch_once(self, project_id: str) -> dict[str, str]:
+        """Join the fetch already under way for this project, or start one.
+
+        The fetch runs in its own task and waiters are shielded, so a caller that gives up (its
+        deadline passed) does not cancel the fetch that other callers wait for.
+        """
+        task = self._inflight.get(project_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._fetch_and_store(project_id)
+            )
+            self._inflight[project_id] = task
+            task.add_done_callback(lambda _: self._forget(project_id, task))
+        return await asyncio.shield(task)
+
+    def _forget(self, project_id: str, task: asyncio.Task[dict[str, str]]) -> None:
+        if self._inflight.get(project_id) is task:
+            del self._inflight[project_id]
+        if not task.cancelled():
+            task.exception()  # mark as retrieved: every waiter may have left already
+
+    async def _fetch_and_store(self, project_id: str) -> dict[str, str]:
+        if self.provider is None:
+            raise errors.SecretsUnavailable("no secrets provider is installed")
+        found = await self.provider.fetch(project_id)
+        secrets = {str(k): str(v) for k, v in found.items()}
+        register_secret(*secrets.values())
+        await self._write(project_id, {"secrets": secrets, "fetchedAt": time.time()})
+        return secrets
+
+    def _stale_or_fail(
+        self, project_id: str, entry: dict[str, Any] | None, error: Exception
+    ) -> Mapping[str, str]:
+        log = logger.bind(projectId=project_id, reason=_reason(error))
+        if entry is not None and self._age(entry) < self.ttl + STALE_FOR_SECONDS:
+            SECRETS_CACHE.labels(result="stale").inc()
+            log.bind(
+                event=events.SECRETS_STALE, ageMs=round(self._age(entry) * 1000)
+            ).warning("secrets provider failed; serving the cached set past its TTL")
+            return self._registered(entry["secrets"])
+
+        log.bind(event=events.SECRETS_FETCH_FAILED).warning(
+            "secrets provider failed and no usable cached set exists"
+        )
+        raise errors.SecretsUnavailable(
+            "project secrets cannot be fetched right now and none is cached; retry later"
+        ) from error
+
+    async def _read(self, project_id: str) -> dict[str, Any] | None:
+        """The cached entry, or None; a cache that fails counts as empty (the API still works)."""
+        try:
+            entry = await self.cache.get(project_id)
+        except Exception as e:
+            self._cache_failed("read", e)
+            return None
+        if isinstance(entry, dict) and isinstance(entry.get("secrets"), dict):
+            return entry
+        return None
+
+    async def _write(self, project_id: str, entry: dict[str, Any]) -> None:
+        try:
+            await self.cache.set(project_id, entry, ttl=self.ttl + STALE_FOR_SECONDS)
+        except Exception as e:
+            self._cache_failed("write", e)
+
+    @staticmethod
+    def _cache_failed(what: str, error: Exception) -> None:
+        logger.bind(event=events.SECRETS_CACHE_FAILED, operation=what).warning(
+            f"secrets cache {what} failed ({type(error).__name__}); going to the provider"
+        )
+
+    @staticmethod
+    def _age(entry: dict[str, Any]) -> float:
+        return max(0.0, time.time() - float(entry.get("fetchedAt", 0)))
+
+    @staticmethod
+    def _registered(secrets: Mapping[str, str]) -> Mapping[str, str]:
+        # Register on every read: a set cached by another process is new to this one.
+        register_secret(*secrets.values())
+        return secrets
+
+
+def _reason(error: Exception) -> str:
+    """Our own errors' messages hold no secret; another provider's text is not trusted."""
+    if isinstance(error, (SecretsFetchFailed, errors.RuntimeBackendError)):
+        return str(error)
+    return type(error).__name__

@@ -1,0 +1,287 @@
+"""The upstream exchange (API.md 5.2 and 5.3): connect through the egress checks, follow up to
+five redirects by hand, read the body within the size limit, and map failures to contract codes.
+
+Redirects are followed here rather than by aiohttp so that each hop's host is rewritten and
+checked before it is contacted, a method change drops the body as browsers do, and headers that
+carry a secret never follow a redirect to another origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from lowcode_rest.egress import EgressDenied, EgressPolicy, EgressResolver
+from lowcode_rest.request import Outbound
+from lowcode_runtime import errors, events
+from lowcode_runtime.config import Settings
+from lowcode_runtime.http_client import make_session
+from lowcode_runtime.logs import logger
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Non-2xx bodies are read this far for ``details.body``, whatever the size limit.
+ERROR_BODY_READ_BYTES = 65536
+# Sent only to the origin they were written for.
+ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@dataclass
+class UpstreamAnswer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    charset: str | None
+    content_type: str
+    duration_ms: float
+
+
+class RestClient:
+    """One per application: a pooled session whose every connection passes the egress policy."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.policy = EgressPolicy(settings.egress_allow)
+        self.max_bytes = settings.rest_max_response_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Opened on first use, inside the running loop."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                resolver=EgressResolver(self.policy), limit=100
+            )
+            self._session = make_session(
+                connector=connector,
+                middlewares=(self.policy.middleware,),
+                timeout=aiohttp.ClientTimeout(total=None),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def exchange(
+        self, outbound: Outbound, budget: float, follow_redirects: bool
+    ) -> UpstreamAnswer:
+        """Send ``outbound`` and read the answer, all within ``budget`` seconds."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(budget):
+                return await self._exchange(outbound, follow_redirects, started)
+        except TimeoutError:
+            raise errors.Timeout(
+                f"the upstream did not answer within {round(budget * 1000)} ms "
+                "(timeoutMs or the request deadline)"
+            ) from None
+
+    async def _exchange(
+        self, outbound: Outbound, follow_redirects: bool, started: float
+    ) -> UpstreamAnswer:
+        method, url, body = outbound.method, outbound.url, outbound.body
+        headers = dict(outbound.headers)
+        origin = url.origin()
+
+        for hop in range(MAX_REDIRECTS + 1):
+            url = self._checked(url)
+            async with self._send(method, url, headers, body) as response:
+                location = response.headers.get("Location")
+                if (
+                    follow_redirects
+                    and response.status in REDIRECT_STATUSES
+                    and location
+                ):
+                    if hop == MAX_REDIRECTS:
+                        raise errors.UpstreamUnreachable(
+                            f"the upstream redirected more than {MAX_REDIRECTS} times"
+                        )
+                    next_url = _redirect_target(url, location)
+                    method, body, headers = _redirected(
+                        response.status, method, body, headers
+                    )
+                    if next_url.origin() != origin:
+                        headers = _strip_for_other_origin(
+                            headers, outbound.secret_headers
+                        )
+                    url = next_url
+                    continue
+                return await self._answer(response, started)
+
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _checked(self, url: URL) -> URL:
+        """The URL with its host as a canonical address when it spells one; blocked -> 403."""
+        host = url.raw_host or ""
+        try:
+            address = self.policy.check_literal(host)
+        except EgressDenied as e:
+            raise _blocked(e) from None
+        if address is not None and not self.policy.host_allowed(host):
+            return url.with_host(str(address))
+        return url
+
+    def _send(
+        self, method: str, url: URL, headers: dict[str, str], body: bytes | None
+    ) -> _Request:
+        return _Request(self.session, method, url, headers, body)
+
+    async def _answer(
+        self, response: aiohttp.ClientResponse, started: float
+    ) -> UpstreamAnswer:
+        if 200 <= response.status < 300:
+            body = await read_limited(response, self.max_bytes)
+        else:
+            body = await read_prefix(
+                response, min(self.max_bytes, ERROR_BODY_READ_BYTES)
+            )
+        return UpstreamAnswer(
+            status=response.status,
+            headers=response.headers,
+            body=body,
+            charset=response.charset,
+            content_type=response.content_type,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+        )
+
+
+class _Request:
+    """``session.request`` as a context manager whose failures are contract errors."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> None:
+        self.context = session.request(
+            method, url, headers=headers, data=body, allow_redirects=False
+        )
+        self.host = url.raw_host or ""
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        try:
+            return await self.context.__aenter__()
+        except EgressDenied as e:
+            raise _blocked(e) from None
+        except aiohttp.ClientConnectorError as e:
+            if isinstance(e.os_error, EgressDenied):
+                raise _blocked(e.os_error) from None
+            raise self._unreachable(e) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise self._unreachable(e) from None
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.context.__aexit__(*exc)  # type: ignore[arg-type]
+
+    def _unreachable(self, error: BaseException) -> errors.UpstreamUnreachable:
+        if isinstance(
+            error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch
+        ):
+            what = "the TLS handshake failed"
+        elif isinstance(error, aiohttp.ClientConnectorDNSError):
+            what = "the host name does not resolve"
+        elif isinstance(error, aiohttp.ClientConnectorError):
+            what = "the connection was refused or failed"
+        else:
+            what = f"the exchange failed ({type(error).__name__})"
+        return errors.UpstreamUnreachable(
+            f"cannot reach upstream host {self.host!r}: {what}"
+        )
+
+
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The decoded body, or ``UPSTREAM_RESPONSE_TOO_LARGE`` as soon as it passes ``limit``.
+
+    aiohttp decodes gzip/deflate incrementally in bounded steps, so counting what comes out of
+    ``content`` counts decoded bytes while memory stays near the limit.
+    """
+    if response.content_length is not None and not response.headers.get(
+        "Content-Encoding"
+    ):
+        if response.content_length > limit:
+            response.close()
+            raise _too_large(limit)
+
+    chunks, total = [], 0
+    async for chunk in response.content.iter_any():
+        total += len(chunk)
+        if total > limit:
+            response.close()
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; the rest is left unread and the connection closed."""
+    chunks, total = [], 0
+    async for chunk in response.content.iter_any():
+        chunks.append(chunk[: limit - total])
+        total += len(chunks[-1])
+        if total >= limit:
+            response.close()
+            break
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> errors.UpstreamResponseTooLarge:
+    return errors.UpstreamResponseTooLarge(
+        f"the upstream body passed the limit of {limit} bytes (decoded); "
+        "ask for less or raise RUNTIME_BACKEND_REST_MAX_RESPONSE_BYTES"
+    )
+
+
+def _blocked(error: EgressDenied) -> errors.EgressBlocked:
+    logger.bind(
+        event=events.REST_EGRESS_BLOCKED,
+        host=error.host,
+        address=error.address,
+        category=error.category,
+    ).warning("rest call to a blocked address refused")
+    return errors.EgressBlocked(
+        f"host {error.host!r} is blocked by the egress policy: it is a {error.category} "
+        f"address ({error.address}); list it in RUNTIME_BACKEND_EGRESS_ALLOW to allow it"
+    )
+
+
+def _redirect_target(url: URL, location: str) -> URL:
+    try:
+        target = url.join(URL(location, encoded=True))
+    except ValueError:
+        raise errors.UpstreamUnreachable(
+            "the upstream redirected to an invalid URL"
+        ) from None
+    if target.scheme not in ("http", "https") or not target.raw_host:
+        raise errors.UpstreamUnreachable(
+            "the upstream redirected to a URL that is not http(s)"
+        )
+    return target.with_fragment(None)
+
+
+def _redirected(
+    status: int, method: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[str, bytes | None, dict[str, str]]:
+    """The next hop's method, body and headers (RFC 9110 15.4, as browsers apply it)."""
+    if (status == 303 and method != "HEAD") or (
+        status in (301, 302) and method == "POST"
+    ):
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return "GET", None, kept
+    return method, body, headers
+
+
+def _strip_for_other_origin(
+    headers: dict[str, str], secret_headers: set[str]
+) -> dict[str, str]:
+    drop = ORIGIN_BOUND_HEADERS | secret_headers
+    return {k: v for k, v in headers.items() if k.lower() not in drop}

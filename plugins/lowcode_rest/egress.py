@@ -1,0 +1,159 @@
+"""The egress policy of API.md section 5.3, enforced where the connection is made.
+
+Two checks cover every way aiohttp reaches an address:
+
+- a host name goes through :class:`EgressResolver`: it resolves, checks every address it got,
+  and hands aiohttp only checked addresses, so a name that changes its answer between the check
+  and the connection gains nothing (the connection goes to what was checked);
+- an IP literal never reaches a resolver in aiohttp, so :meth:`EgressPolicy.middleware`, which
+  runs before each request aiohttp sends (every redirect hop too), checks it.
+
+Odd IPv4 spellings (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1``) are read the way
+``inet_aton`` and the OS read them, then checked like any other address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# Digits, or 0x-prefixed hex, in one to four dot-separated parts: what inet_aton reads.
+_NUMERIC_IPV4 = re.compile(r"(?i)(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
+
+
+class EgressDenied(OSError):
+    """A connection to a blocked address was refused before it was made.
+
+    An ``OSError``, so that aiohttp's connector carries it as the cause of its connection error.
+    """
+
+    def __init__(self, host: str, address: str, category: str) -> None:
+        self.host, self.address, self.category = host, address, category
+        super().__init__(f"{host} is a {category} address ({address})")
+
+
+def parse_ip_literal(host: str) -> IPAddress | None:
+    """The address that ``host`` spells, in any form the OS accepts, or None for a name."""
+    host = host.strip("[]").rstrip(".")
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return None
+    if _NUMERIC_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def blocked_category(address: IPAddress) -> str | None:
+    """Why ``address`` may not be reached (``"loopback"``, ``"private"``...), or None."""
+    if isinstance(address, ipaddress.IPv6Address):
+        for embedded in (
+            address.ipv4_mapped,
+            address.sixtofour,
+            *(address.teredo or ()),
+        ):
+            if embedded is not None and (category := blocked_category(embedded)):
+                return f"{category} (embedded in IPv6)"
+
+    checks = (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+        ("carrier-grade NAT", address.version == 4 and address in CGNAT),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("not globally routable", not address.is_global),
+    )
+    return next((name for name, hit in checks if hit), None)
+
+
+class EgressPolicy:
+    """The policy of one service: what is blocked and what ``RUNTIME_BACKEND_EGRESS_ALLOW`` opens.
+
+    Allow-list entries are host names (matched exactly, case-insensitively, without a trailing
+    dot) or addresses and CIDRs (matched against every resolved address).
+    """
+
+    def __init__(self, allow: Iterable[str] = ()) -> None:
+        self.allowed_hosts: set[str] = set()
+        self.allowed_networks: list[IPNetwork] = []
+        for entry in allow:
+            try:
+                self.allowed_networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.allowed_hosts.add(normalize_host(entry))
+
+    def host_allowed(self, host: str) -> bool:
+        return normalize_host(host) in self.allowed_hosts
+
+    def check_address(self, host: str, address: IPAddress) -> None:
+        """Raise :class:`EgressDenied` unless ``address`` may be reached for ``host``."""
+        if any(address in network for network in self.allowed_networks):
+            return
+        category = blocked_category(address)
+        if category is not None:
+            raise EgressDenied(host, str(address), category)
+
+    def check_literal(self, host: str) -> IPAddress | None:
+        """Check ``host`` when it spells an address; return that address (None for a name)."""
+        address = parse_ip_literal(host)
+        if address is not None and not self.host_allowed(host):
+            self.check_address(host, address)
+        return address
+
+    async def middleware(
+        self, request: ClientRequest, handler: ClientHandlerType
+    ) -> ClientResponse:
+        """A client middleware: IP-literal hosts bypass the resolver, so check them here."""
+        self.check_literal(request.url.raw_host or "")
+        return await handler(request)
+
+
+class EgressResolver(AbstractResolver):
+    """Resolves with aiohttp's default resolver and lets through only checked addresses."""
+
+    def __init__(
+        self, policy: EgressPolicy, resolver: AbstractResolver | None = None
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        # A literal in an odd spelling arrives here as a "name"; getaddrinfo would accept it.
+        self.policy.check_literal(host)
+        results = await self.resolver.resolve(host, port, family)
+        if self.policy.host_allowed(host):
+            return results
+
+        for result in results:
+            self.policy.check_address(host, ipaddress.ip_address(_bare(result["host"])))
+        return results
+
+    async def close(self) -> None:
+        await self.resolver.close()
+
+
+def normalize_host(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
+
+
+def _bare(address: Any) -> str:
+    return str(address).split("%", 1)[0]

@@ -1,0 +1,75 @@
+"""The built-in ``rest`` dataSource type: its hooks and its handler (API.md section 5)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lowcode_rest.client import RestClient
+from lowcode_rest.redact import Redactor
+from lowcode_rest.request import build_request
+from lowcode_rest.response import to_result
+from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
+from lowcode_rest.templates import Context, secret_names
+from lowcode_runtime import Call, DataSourceType, Result, errors, hookimpl
+from lowcode_runtime.config import Settings
+
+REST_CLIENT = web.AppKey("lowcode_rest.client", RestClient)
+
+
+async def handle(call: Call) -> Result:
+    """Render the definition, send it through the egress policy, answer what came back."""
+    definition = call.definition
+
+    # Secrets are fetched only for a definition that names one (section 5.1).
+    names = secret_names(definition)
+    project_secrets = await call.secrets.get(call.project_id) if names else {}
+    used = {name: project_secrets[name] for name in names if name in project_secrets}
+    outbound = build_request(definition, Context(call.params, used))
+
+    budget = call.deadline.remaining()
+    if definition["timeoutMs"] is not None:
+        budget = min(budget, definition["timeoutMs"] / 1000)
+
+    redactor = Redactor(used.values())
+    try:
+        answer = await client_for(call).exchange(
+            outbound, budget, definition["followRedirects"]
+        )
+    except errors.RuntimeBackendError as e:
+        e.message = redactor.text(e.message)  # a host name in the text may be a secret
+        raise
+    return to_result(answer, definition["responseType"], redactor)
+
+
+def client_for(call: Call) -> RestClient:
+    client = call.app.get(REST_CLIENT)
+    if client is None:
+        raise RuntimeError(
+            "the rest plugin was not started (runtime_startup did not run)"
+        )
+    return client
+
+
+@hookimpl
+def register_datasource_types() -> list[DataSourceType]:
+    return [
+        DataSourceType(
+            name="rest",
+            definition_schema=RestDefinitionSchema(),
+            operations={"request": RequestParamsSchema()},
+            handler=handle,
+            description="Outbound HTTP to a public API, with project secrets in templates",
+        )
+    ]
+
+
+@hookimpl
+def runtime_startup(app: web.Application, settings: Settings) -> None:
+    app[REST_CLIENT] = RestClient(settings)
+
+
+@hookimpl
+async def runtime_shutdown(app: web.Application) -> None:
+    client = app.get(REST_CLIENT)
+    if client is not None:
+        await client.close()

@@ -1,0 +1,217 @@
+"""Turn a validated definition and a template context into the request to send (section 5.1).
+
+Encoding rules: a value substituted into the URL's path or query is percent-encoded outside
+RFC 3986's unreserved set; a value forming a whole ``.`` or ``..`` path segment is refused;
+query entries are encoded whole; the literal parts of ``url`` are sent as written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from yarl import URL
+
+from lowcode_rest.schema import effective_body_type
+from lowcode_rest.templates import (
+    Context,
+    MissingParam,
+    secret_names,
+    stringify,
+    whole_ref,
+)
+from lowcode_runtime import __version__, errors
+
+USER_AGENT = f"lowcode-runtime/{__version__}"
+# A value substituted into the host may only add to a name or a port.
+_HOST_VALUE = re.compile(r"[A-Za-z0-9.-]*")
+# Control characters but horizontal tab, which RFC 9110 allows inside a field value.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTENT_TYPES = {
+    "json": "application/json",
+    "form": "application/x-www-form-urlencoded",
+    "text": "text/plain; charset=utf-8",
+}
+
+
+@dataclass
+class Outbound:
+    """The first request of an exchange; ``secret_headers`` names headers holding a secret."""
+
+    method: str
+    url: URL
+    headers: dict[str, str]
+    body: bytes | None
+    secret_headers: set[str] = field(default_factory=set)
+
+
+def encode_value(value: str) -> str:
+    """Percent-encode all but RFC 3986's unreserved characters (``/ ? # % +`` included)."""
+    return quote(value, safe="")
+
+
+def build_request(definition: dict[str, Any], ctx: Context) -> Outbound:
+    """The request for ``definition``; an absent param outside query/headers is a 400."""
+    url = _render_url(definition["url"], ctx)
+    url = _add_query(url, definition["query"], ctx)
+    headers, secret_headers = _render_headers(definition["headers"], ctx)
+    body = _render_body(definition, ctx, headers)
+    return Outbound(definition["method"], url, headers, body, secret_headers)
+
+
+def _missing(path: str, error: MissingParam) -> errors.ValidationFailed:
+    message = f"{error}: give it in params or remove it from the template"
+    return errors.ValidationFailed(message, [{"path": path, "message": message}])
+
+
+def _render_url(template: str, ctx: Context) -> URL:
+    scheme, rest = template.split("://", 1)
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+
+    try:
+        authority = ctx.render(authority, _host_value)
+        path, sep, after = _split_path(tail)
+        segments = [_render_segment(segment, ctx) for segment in path.split("/")]
+        after = ctx.render(after, encode_value)
+    except MissingParam as e:
+        raise _missing("dataSource.url", e) from None
+
+    rendered = f"{scheme.lower()}://{authority}{'/'.join(segments)}{sep}{after}"
+    try:
+        url = URL(rendered, encoded=True)
+    except ValueError:
+        url = None
+    if url is None or not url.raw_host:
+        raise errors.ValidationFailed(
+            "url does not form a valid URL once rendered",
+            [{"path": "dataSource.url", "message": "not a valid URL once rendered"}],
+        )
+    return url.with_fragment(None)
+
+
+def _split_path(tail: str) -> tuple[str, str, str]:
+    for i, char in enumerate(tail):
+        if char in "?#":
+            return tail[:i], char, tail[i + 1 :]
+    return tail, "", ""
+
+
+def _render_segment(segment: str, ctx: Context) -> str:
+    rendered = ctx.render(segment, encode_value)
+    if rendered in (".", "..") and rendered != segment:
+        message = "a param may not form the path segment '.' or '..'"
+        raise errors.ValidationFailed(
+            message, [{"path": "dataSource.url", "message": message}]
+        )
+    return rendered
+
+
+def _host_value(value: str) -> str:
+    if not _HOST_VALUE.fullmatch(value):
+        message = "a value in the URL's host may hold only letters, digits, '.' and '-'"
+        raise errors.ValidationFailed(
+            message, [{"path": "dataSource.url", "message": message}]
+        )
+    return value
+
+
+def _entry_value(template: Any, ctx: Context, path: str) -> list[str] | None:
+    """A query or header entry rendered; None leaves it out (its whole value is absent)."""
+    if not isinstance(template, str):
+        return [stringify(template)]
+    ref = whole_ref(template)
+    try:
+        if ref is not None:
+            value = ctx.lookup(ref)
+            if value is None:
+                return None
+            return (
+                [stringify(v) for v in value]
+                if isinstance(value, list)
+                else [stringify(value)]
+            )
+        return [ctx.render(template)]
+    except MissingParam as e:
+        if ref is not None and ref.kind == "params":
+            return None
+        raise _missing(path, e) from None
+
+
+def _add_query(url: URL, query: dict[str, Any], ctx: Context) -> URL:
+    pairs = []
+    for key, template in query.items():
+        items = template if isinstance(template, list) else [template]
+        for item in items:
+            values = _entry_value(item, ctx, f"dataSource.query.{key}")
+            pairs.extend(f"{encode_value(key)}={encode_value(v)}" for v in values or ())
+    if not pairs:
+        return url
+    joined = "&".join(pairs)
+    base = str(url.with_query(None))
+    existing = url.raw_query_string
+    return URL(
+        f"{base}?{existing}&{joined}" if existing else f"{base}?{joined}", encoded=True
+    )
+
+
+def _render_headers(
+    templates: dict[str, Any], ctx: Context
+) -> tuple[dict[str, str], set[str]]:
+    headers = {"User-Agent": USER_AGENT}
+    holding_secrets = set()
+    for name, template in templates.items():
+        values = _entry_value(template, ctx, f"dataSource.headers.{name}")
+        if values is None:
+            continue
+        value = ", ".join(values)
+        if _CONTROL.search(value):
+            message = "a header value may not hold CR, LF or another control character"
+            path = f"dataSource.headers.{name}"
+            raise errors.ValidationFailed(message, [{"path": path, "message": message}])
+        _drop_case_insensitive(headers, name)
+        headers[name] = value
+        if isinstance(template, str) and secret_names(template):
+            holding_secrets.add(name.lower())
+    return headers, holding_secrets
+
+
+def _render_body(
+    definition: dict[str, Any], ctx: Context, headers: dict[str, str]
+) -> bytes | None:
+    body_type = effective_body_type(definition)
+    body = definition.get("body")
+    if body_type == "none" or body is None:
+        return None
+
+    try:
+        if body_type == "json":
+            data = json.dumps(
+                ctx.render_json(body), ensure_ascii=False, allow_nan=False
+            )
+        elif body_type == "form":
+            rendered = {k: ctx.render_json(v) for k, v in body.items()}
+            data = urlencode(
+                {k: stringify(v) for k, v in rendered.items() if v is not None}
+            )
+        else:
+            data = ctx.render(body)
+    except MissingParam as e:
+        raise _missing("dataSource.body", e) from None
+    except ValueError as e:
+        raise errors.ValidationFailed(
+            "body does not form valid JSON once rendered",
+            [{"path": "dataSource.body", "message": str(e)}],
+        ) from None
+
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = _CONTENT_TYPES[body_type]
+    return data.encode("utf-8")
+
+
+def _drop_case_insensitive(headers: dict[str, str], name: str) -> None:
+    for key in [k for k in headers if k.lower() == name.lower()]:
+        del headers[key]

@@ -1,0 +1,175 @@
+"""The marshmallow schemas of a ``rest`` definition (API.md section 5) and its params.
+
+Everything that can be checked before any value is known is checked here, so that a broken
+definition is ``VALIDATION_FAILED`` with every problem at once, before secrets are fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import (
+    INCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+from lowcode_rest.templates import bad_templates, iter_strings
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+BODY_TYPES = ("json", "form", "text", "none")
+RESPONSE_TYPES = ("auto", "json", "text")
+MAX_TIMEOUT_MS = 600_000
+
+# RFC 9110 token characters: what a header name may hold.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Set by the service from the body and the connection; a definition may not override them.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "host",
+        "upgrade",
+        "te",
+        "trailer",
+    }
+)
+URL_START = re.compile(r"(?i)https?://[^/?#\s]")
+
+
+def _no_bad_templates(value: Any) -> None:
+    bad = [t for text in iter_strings(value) for t in bad_templates(text)]
+    if bad:
+        raise ValidationError(
+            f"unknown template {bad[0]!r}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
+        )
+
+
+class Scalar(fields.Field):
+    """A string, number or boolean: what a query or header value may be written as."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Any:
+        if isinstance(value, str | int | float | bool):
+            return value
+        raise ValidationError("expected a string, number or boolean")
+
+
+class QueryValue(Scalar):
+    """A scalar, or a list of scalars for a repeated key."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Any:
+        if isinstance(value, list):
+            return [super(QueryValue, self)._deserialize(v, attr, data) for v in value]
+        return super()._deserialize(value, attr, data)
+
+
+class AnyJson(fields.Raw):
+    """Any JSON value (the body): kept as given, templates checked."""
+
+
+class UpperString(fields.String):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).upper()
+
+
+def _url(value: str) -> None:
+    if not URL_START.match(value):
+        scheme = value.split(":", 1)[0] if "://" in value else None
+        if scheme and scheme.lower() not in ("http", "https"):
+            raise ValidationError(
+                f"scheme {scheme!r} is not allowed: use http or https"
+            )
+        raise ValidationError(
+            "expected an absolute http:// or https:// URL with a host"
+        )
+    if any(c.isspace() for c in value):
+        raise ValidationError("the URL may not hold white space; percent-encode it")
+    _no_bad_templates(value)
+
+
+def _header_names(value: dict[str, Any]) -> None:
+    for name in value:
+        if not HEADER_NAME.fullmatch(name):
+            raise ValidationError(f"{name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValidationError(
+                f"header {name!r} is set by the service and may not be given"
+            )
+
+
+class RestDefinitionSchema(Schema):
+    """A ``rest`` dataSource without ``type`` and ``name`` (the core strips those)."""
+
+    method = UpperString(load_default="GET", validate=validate.OneOf(METHODS))
+    url = fields.String(required=True, validate=[validate.Length(max=8192), _url])
+    query = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=QueryValue(),
+        load_default=dict,
+        validate=_no_bad_templates,
+    )
+    headers = fields.Dict(
+        keys=fields.String(),
+        values=Scalar(),
+        load_default=dict,
+        validate=[_header_names, _no_bad_templates],
+    )
+    body = AnyJson(load_default=None, allow_none=True, validate=_no_bad_templates)
+    bodyType = fields.String(load_default=None, validate=validate.OneOf(BODY_TYPES))
+    timeoutMs = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_TIMEOUT_MS),
+    )
+    followRedirects = fields.Boolean(load_default=True)
+    responseType = fields.String(
+        load_default="auto", validate=validate.OneOf(RESPONSE_TYPES)
+    )
+
+    @validates_schema
+    def _body_fits_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        body, body_type = data.get("body"), data.get("bodyType")
+        if body_type is None:
+            return
+        if body_type == "none" and body is not None:
+            raise ValidationError("bodyType 'none' takes no body; remove body", "body")
+        if body_type == "text" and body is not None and not isinstance(body, str):
+            raise ValidationError("bodyType 'text' needs a string body", "body")
+        if body_type == "form" and body is not None and not _flat_object(body):
+            raise ValidationError(
+                "bodyType 'form' needs an object of strings, numbers or booleans",
+                "body",
+            )
+
+
+def _flat_object(body: Any) -> bool:
+    return isinstance(body, dict) and all(
+        isinstance(v, str | int | float | bool) or v is None for v in body.values()
+    )
+
+
+class RequestParamsSchema(Schema):
+    """Params of the ``request`` operation: any JSON object, read by the templates."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+def effective_body_type(definition: dict[str, Any]) -> str:
+    """``bodyType`` as given, else ``json`` for a structured body, ``text`` for a string."""
+    if definition.get("bodyType"):
+        return definition["bodyType"]
+    body = definition.get("body")
+    if body is None:
+        return "none"
+    return "text" if isinstance(body, str) else "json"
