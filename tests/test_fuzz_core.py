@@ -38,7 +38,7 @@ bodies = st.one_of(
         {"dataSource": st.one_of(json_values, st.fixed_dictionaries(
             {"type": st.sampled_from(["echo", "nope", ""]) | st.text(max_size=5),
              "name": json_values}, optional={"greeting": json_values})),
-         "operation": st.sampled_from(["echo", "leak", "x"]) | json_values},
+         "operation": st.sampled_from(["echo", "list", "x"]) | json_values},
         optional={"params": json_values},
     ),
 )
