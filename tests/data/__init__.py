@@ -1,0 +1,1 @@
+"""Data and helpers of the operations tests: a test plugin distribution, a service process."""
