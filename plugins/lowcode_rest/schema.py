@@ -18,7 +18,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from lowcode_rest.templates import bad_templates, iter_strings
+from lowcode_rest.templates import TEMPLATE, bad_templates, iter_strings
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_TYPES = ("json", "form", "text", "none")
@@ -93,7 +93,7 @@ def _url(value: str) -> None:
         raise ValidationError(
             "expected an absolute http:// or https:// URL with a host"
         )
-    if any(c.isspace() for c in value):
+    if any(c.isspace() for c in TEMPLATE.sub("", value)):
         raise ValidationError("the URL may not hold white space; percent-encode it")
     _no_bad_templates(value)
 

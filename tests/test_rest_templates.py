@@ -1,0 +1,342 @@
+"""rest definitions (API.md 5): validation, and templates (5.1) as the upstream receives them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fixtures.upstream import execute
+
+
+@pytest.fixture
+async def client(make_client, tmp_path):
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(
+        json.dumps(
+            {
+                "p1": {
+                    "TOKEN": "tok-a/b?c#d%e+f",
+                    "KEY": "k3y-value",
+                    "HOST": "127.0.0.1",
+                }
+            }
+        )
+    )
+    return await make_client(
+        egress_allow=("127.0.0.1",), secrets_file=str(secrets_file)
+    )
+
+
+async def test_definition_errors_are_listed_together(client, upstream):
+    response, body = await execute(
+        client,
+        {
+            "url": upstream.url("/echo"),
+            "method": "FETCH",
+            "timeoutMs": 0,
+            "bodyType": "xml",
+            "responseType": "html",
+            "followRedirects": "maybe",
+            "extra": 1,
+        },
+    )
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    paths = {d["path"] for d in body["error"]["details"]}
+    assert {
+        "dataSource.method",
+        "dataSource.timeoutMs",
+        "dataSource.bodyType",
+        "dataSource.responseType",
+        "dataSource.followRedirects",
+        "dataSource.extra",
+    } <= paths
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/file",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:70/",
+        "javascript:alert(1)",
+        "/relative/path",
+        "http://",
+        "http://127.0.0.1/has space",
+    ],
+)
+async def test_url_other_than_absolute_http_is_refused(client, upstream, url):
+    response, body = await execute(client, {"url": url})
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.url"
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"url": "http://127.0.0.1/{{ env.HOME }}"},
+        {"url": "http://127.0.0.1/x", "query": {"a": "{{ params }}"}},
+        {"url": "http://127.0.0.1/x", "headers": {"X": "{{ secrets.A.B }}"}},
+        {"url": "http://127.0.0.1/x", "body": {"deep": ["{{ nope }}"]}},
+        {"url": "http://127.0.0.1/x", "headers": {"Bad Name": "v"}},
+        {"url": "http://127.0.0.1/x", "headers": {"Content-Length": "1"}},
+        {"url": "http://127.0.0.1/x", "bodyType": "text", "body": {"a": 1}},
+        {"url": "http://127.0.0.1/x", "bodyType": "form", "body": {"a": {"b": 1}}},
+        {"url": "http://127.0.0.1/x", "bodyType": "none", "body": "text"},
+        {"url": "http://127.0.0.1/x", "query": {"a": {"b": 1}}},
+    ],
+)
+async def test_malformed_definitions_are_refused(client, upstream, definition):
+    response, body = await execute(client, definition)
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+
+
+async def test_params_and_secrets_reach_url_query_headers_and_body(client, upstream):
+    response, body = await execute(
+        client,
+        {
+            "method": "post",
+            "url": upstream.url(
+                "/echo/{{ params.order.id }}/items?src={{ params.src }}"
+            ),
+            "query": {
+                "status": "{{ params.status }}",
+                "tag": ["a", "{{ params.tag }}"],
+                "n": 3,
+            },
+            "headers": {"Authorization": "Bearer {{ secrets.KEY }}", "X-Count": 2},
+            "body": {
+                "id": "{{ params.order.id }}",
+                "note": "order {{ params.order.id }}",
+            },
+        },
+        params={
+            "order": {"id": 42},
+            "src": "a b",
+            "status": "open/closed",
+            "tag": "x&y",
+        },
+    )
+
+    assert response.status == 200, body
+    seen = upstream.requests[-1]
+    assert seen.method == "POST"
+    assert (
+        seen.raw_path
+        == "/echo/42/items?src=a%20b&status=open%2Fclosed&tag=a&tag=x%26y&n=3"
+    )
+    assert seen.headers["Authorization"] == "Bearer k3y-value"
+    assert seen.headers["X-Count"] == "2"
+    assert seen.headers["Content-Type"] == "application/json"
+    assert json.loads(seen.body) == {"id": 42, "note": "order 42"}
+
+
+async def test_url_values_are_encoded_outside_the_unreserved_set(client, upstream):
+    response, body = await execute(
+        client,
+        {"url": upstream.url("/echo/{{ params.v }}/{{ secrets.TOKEN }}")},
+        params={"v": "a/b?c#d%e+f g~._-é"},
+    )
+
+    assert response.status == 200, body
+    assert upstream.requests[-1].raw_path == (
+        "/echo/a%2Fb%3Fc%23d%25e%2Bf%20g~._-%C3%A9/tok-a%2Fb%3Fc%23d%25e%2Bf"
+    )
+
+
+async def test_literal_parts_of_the_url_are_sent_as_written(client, upstream):
+    response, body = await execute(
+        client,
+        {"url": upstream.url("/echo/a%2Fb/./c?x=%41&y={{ params.y }}")},
+        params={"y": "."},
+    )
+
+    assert response.status == 200, body
+    assert upstream.requests[-1].raw_path == "/echo/a%2Fb/./c?x=%41&y=."
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+async def test_a_param_forming_a_dot_segment_is_refused(client, upstream, value):
+    response, body = await execute(
+        client, {"url": upstream.url("/echo/{{ params.p }}/admin")}, params={"p": value}
+    )
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.url"
+    assert upstream.requests == []
+
+
+async def test_a_dot_inside_a_segment_is_fine(client, upstream):
+    response, _ = await execute(
+        client, {"url": upstream.url("/echo/{{ params.p }}")}, params={"p": "..x"}
+    )
+
+    assert response.status == 200
+    assert upstream.requests[-1].raw_path == "/echo/..x"
+
+
+async def test_whole_template_json_values_keep_their_type(client, upstream):
+    params = {"n": 7, "f": 1.5, "b": False, "z": None, "l": [1, "two"], "o": {"k": "v"}}
+    response, body = await execute(
+        client,
+        {
+            "method": "PUT",
+            "url": upstream.url("/echo"),
+            "body": {
+                "n": "{{ params.n }}",
+                "f": "{{params.f}}",
+                "b": " {{ params.b }} ",
+                "z": "{{ params.z }}",
+                "l": "{{ params.l }}",
+                "o": "{{ params.o }}",
+                "first": "{{ params.l.1 }}",
+                "mixed": "n={{ params.n }} o={{ params.o }}",
+                "secret": "{{ secrets.KEY }}",
+            },
+        },
+        params=params,
+    )
+
+    assert response.status == 200, body
+    assert json.loads(upstream.requests[-1].body) == {
+        **params,
+        "first": "two",
+        "mixed": 'n=7 o={"k":"v"}',
+        "secret": "k3y-value",
+    }
+
+
+async def test_absent_params_leave_query_and_header_entries_out(client, upstream):
+    response, body = await execute(
+        client,
+        {
+            "url": upstream.url("/echo"),
+            "query": {"q": "{{ params.q }}", "nil": "{{ params.nil }}", "kept": "yes"},
+            "headers": {"X-Opt": "{{ params.opt }}", "X-Kept": "yes"},
+        },
+        params={"nil": None},
+    )
+
+    assert response.status == 200, body
+    seen = upstream.requests[-1]
+    assert seen.query == {"kept": "yes"}
+    assert "X-Opt" not in seen.headers
+    assert seen.headers["X-Kept"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("definition", "path"),
+    [
+        ({"url": "http://127.0.0.1:1/echo/{{ params.id }}"}, "dataSource.url"),
+        (
+            {"url": "http://127.0.0.1:1/x", "query": {"q": "a-{{ params.q }}"}},
+            "dataSource.query.q",
+        ),
+        (
+            {"url": "http://127.0.0.1:1/x", "headers": {"X-A": "v {{ params.a.x }}"}},
+            "dataSource.headers.X-A",
+        ),
+        (
+            {"url": "http://127.0.0.1:1/x", "body": {"a": "{{ params.a.x }}"}},
+            "dataSource.body",
+        ),
+        (
+            {"url": "http://127.0.0.1:1/x", "body": "text {{ params.a.b }}"},
+            "dataSource.body",
+        ),
+    ],
+)
+async def test_absent_params_elsewhere_are_validation_failed(client, definition, path):
+    response, body = await execute(client, definition, params={"a": {}})
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == path
+    assert "params." in body["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\x00b", "a\x7f"])
+async def test_control_characters_in_header_values_are_refused(client, upstream, value):
+    response, body = await execute(
+        client,
+        {"url": upstream.url("/echo"), "headers": {"X-V": "{{ params.v }}"}},
+        {"v": value},
+    )
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.headers.X-V"
+    assert upstream.requests == []
+
+
+async def test_missing_secret_is_secret_not_found(client, upstream):
+    response, body = await execute(
+        client,
+        {"url": upstream.url("/echo"), "headers": {"X-Key": "{{ secrets.NOPE }}"}},
+    )
+
+    assert response.status == 422
+    assert body["error"]["code"] == "SECRET_NOT_FOUND"
+    assert "NOPE" in body["error"]["message"]
+    assert upstream.requests == []
+
+
+async def test_form_and_text_bodies(client, upstream):
+    response, _ = await execute(
+        client,
+        {
+            "method": "POST",
+            "url": upstream.url("/echo"),
+            "bodyType": "form",
+            "body": {"name": "{{ params.name }}", "n": 2, "flag": True},
+        },
+        params={"name": "a b&c"},
+    )
+    assert response.status == 200
+    seen = upstream.requests[-1]
+    assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert seen.body == b"name=a+b%26c&n=2&flag=true"
+
+    response, _ = await execute(
+        client,
+        {
+            "method": "POST",
+            "url": upstream.url("/echo"),
+            "body": "hello {{ params.name }}",
+            "headers": {"content-type": "text/x-custom"},
+        },
+        params={"name": "wörld"},
+    )
+    assert response.status == 200
+    seen = upstream.requests[-1]
+    assert seen.headers["Content-Type"] == "text/x-custom"
+    assert seen.body == "hello wörld".encode()
+
+
+async def test_a_secret_may_form_the_host(client, upstream):
+    response, body = await execute(
+        client, {"url": f"http://{{{{ secrets.HOST }}}}:{upstream.port}/json"}
+    )
+
+    assert response.status == 200, body
+    assert body["data"] == {"items": [1, 2], "ok": True}
+
+
+async def test_a_param_may_not_smuggle_into_the_host(client, upstream):
+    response, body = await execute(
+        client,
+        {"url": "http://{{ params.h }}/json"},
+        params={"h": f"127.0.0.1:{upstream.port}@evil"},
+    )
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert upstream.requests == []
