@@ -1,0 +1,181 @@
+"""The ``migrate`` and ``status`` commands (API.md section 10).
+
+Both use ``DATABASE_URL``, or the embedded PostgreSQL of the data folder that ``serve`` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError
+
+from lowcode_runtime.errors import RuntimeBackendError, ValidationFailed
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    migrate = subparsers.add_parser(
+        "migrate", help="plan and apply a db dataSource's migration"
+    )
+    migrate.add_argument("project_id", metavar="PROJECT_ID")
+    migrate.add_argument("definition", metavar="DEFINITION.json", type=Path)
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="print the plan, change nothing"
+    )
+    migrate.add_argument("--json", action="store_true", help="print a JSON document")
+    migrate.set_defaults(func=run_migrate)
+
+    status = subparsers.add_parser(
+        "status", help="print a project's preview status (6.5)"
+    )
+    status.add_argument("project_id", metavar="PROJECT_ID")
+    status.add_argument("--json", action="store_true", help="print a JSON document")
+    status.set_defaults(func=run_status)
+
+
+def load_definition(path: Path) -> tuple[str, dict[str, Any]]:
+    """The dataSource name and its loaded definition, from a file as in the execute body."""
+    from lowcode_db.schema import DefinitionSchema
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValidationFailed(f"{path}: cannot read a JSON document ({e})") from e
+    if not isinstance(document, dict) or document.get("type", "db") != "db":
+        raise ValidationFailed(f"{path}: expected one dataSource object of type db")
+
+    name = document.pop("name", None)
+    document.pop("type", None)
+    if not isinstance(name, str) or not name:
+        raise ValidationFailed(f"{path}: the dataSource needs a name")
+    try:
+        return name, DefinitionSchema().load(document)
+    except ValidationError as e:
+        raise ValidationFailed.from_messages(e.messages, "dataSource") from e
+
+
+def _with_database(
+    args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]
+) -> int:
+    from lowcode_db.embedded import start_embedded, stop_embedded
+    from lowcode_db.pool import Database
+
+    settings = args.settings
+    server, url = (None, settings.database_url)
+    if not url:
+        server, url = start_embedded()
+
+    async def main() -> int:
+        database = Database(url, 2)
+        await database.open()
+        try:
+            return await work(database)
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        if server is not None:
+            stop_embedded(server)
+
+
+def _fail(error: RuntimeBackendError, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": error.to_dict()}, indent=2))
+    else:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from lowcode_db.migrations import Migrator, Target, migrate
+    from lowcode_db.model import build_table
+    from lowcode_db.plugin import make_reporter
+    from lowcode_db.seeds import load_seeds
+    from lowcode_db.tenancy import schema_name
+
+    try:
+        name, definition = load_definition(args.definition)
+        table = build_table(definition)
+        if args.settings.apply_seeds and table.seeds:
+            load_seeds(table)
+        target = Target(
+            args.project_id, schema_name(args.project_id), name, table,
+            args.settings.apply_seeds, args.settings.allow_destructive_migrations,
+        )  # fmt: skip
+    except RuntimeBackendError as e:
+        return _fail(e, args.json)
+
+    async def work(database: Any) -> int:
+        report: dict[str, Any] = {"projectId": args.project_id, "schema": target.schema,
+                                  "dataSource": name, "dryRun": args.dry_run}  # fmt: skip
+        try:
+            async with database.session() as session:
+                if args.dry_run:
+                    outcome = await migrate(session, target, dry_run=True)
+                else:
+                    migrator = Migrator(
+                        make_reporter(getattr(args, "plugin_manager", None))
+                    )
+                    outcome = await migrator.ensure(session, target)
+            report.update(outcome=outcome.outcome, statements=outcome.statements,
+                          changes=outcome.changes)  # fmt: skip
+            code = EXIT_FAILED if outcome.outcome in ("blocked", "failed") else EXIT_OK
+        except RuntimeBackendError as e:
+            statements = getattr(e, "statements", [])
+            report.update(outcome=getattr(e, "outcome", "failed"), statements=statements,
+                          error=e.to_dict())  # fmt: skip
+            code = EXIT_FAILED
+
+        _print_plan(report, args.json)
+        return code
+
+    try:
+        return _with_database(args, work)
+    except RuntimeBackendError as e:
+        return _fail(e, args.json)
+
+
+def _print_plan(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for statement in report["statements"]:
+        print(" ".join(statement.split()))
+    summary = f"-- {report['outcome']}: {report['schema']} ({report['dataSource']})"
+    if report.get("dryRun"):
+        summary += ", dry run: nothing changed"
+    print(summary, file=sys.stderr)
+    if "error" in report:
+        print(
+            f"{report['error']['code']}: {report['error']['message']}", file=sys.stderr
+        )
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from lowcode_db.status import read_status
+    from lowcode_db.tenancy import check_project_id
+
+    async def work(database: Any) -> int:
+        async with database.session() as session:
+            status = await read_status(session, args.project_id)
+        if args.json:
+            print(json.dumps(status, indent=2))
+        else:
+            for key in ("status", "lastAppliedAt", "lastError"):
+                print(f"{key}: {status[key] if status[key] is not None else '-'}")
+        return EXIT_OK
+
+    try:
+        check_project_id(args.project_id)
+        return _with_database(args, work)
+    except RuntimeBackendError as e:
+        return _fail(e, args.json)

@@ -1,0 +1,310 @@
+"""Migrations of 6.2-6.4: plan against the catalog, apply under an advisory lock, log each step.
+
+The process keeps the (projectId, schema, checksum) of each definition it has seen applied, so
+the warm path sends no DDL and no catalog query; a per-key asyncio lock makes concurrent first
+calls of one process wait for one migration, and the advisory lock does the same across
+processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from lowcode_db import seeds as seeding
+from lowcode_db.ddl import (
+    LOG_TABLE,
+    OWNER_TABLE,
+    SEEDS_TABLE,
+    Catalog,
+    Step,
+    bootstrap,
+    plan,
+    qualified,
+)
+from lowcode_db.model import Table
+from lowcode_db.pool import Session
+from lowcode_db.tenancy import lock_key
+from lowcode_runtime import events
+from lowcode_runtime.errors import MigrationBlocked, MigrationFailed, SchemaConflict
+from lowcode_runtime.logs import logger
+
+CATALOG_QUERY = """
+SELECT
+  (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod),
+                                    a.attnotnull))
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT json_agg(indexname) FROM pg_indexes WHERE schemaname = %s AND tablename = %s)
+"""
+
+
+@dataclass
+class Outcome:
+    """What a migration did: ``applied``, ``blocked``, ``failed`` or ``unchanged``."""
+
+    outcome: str
+    statements: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    seeds_inserted: int = 0
+
+
+@dataclass(frozen=True)
+class Target:
+    project_id: str
+    schema: str
+    data_source: str
+    table: Table
+    apply_seeds: bool
+    allow_destructive: bool
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        seeds = self.table.seeds_checksum if self.apply_seeds else None
+        return (self.project_id, self.schema, self.table.checksum, seeds)
+
+
+Reporter = Callable[[Target, str, list[str]], None]
+
+
+class Migrator:
+    """Brings tenant tables up to their definitions; one per process.
+
+    ``report`` is called with each migration that ran (applied, blocked or failed).
+    """
+
+    def __init__(self, report: Reporter | None = None) -> None:
+        self.applied: set[tuple[Any, ...]] = set()
+        self.report = report or (lambda target, outcome, statements: None)
+        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+
+    def is_known(self, target: Target) -> bool:
+        return target.key in self.applied
+
+    def forget(self, target: Target) -> None:
+        """Drop what the process knows of ``target`` (its tables went away)."""
+        self.applied.discard(target.key)
+
+    async def ensure(self, session: Session, target: Target) -> Outcome | None:
+        """Migrate ``target`` unless known applied; None on the warm path."""
+        if target.key in self.applied:
+            return None
+        lock = self._locks.setdefault(target.key, asyncio.Lock())
+        try:
+            async with lock:
+                if target.key in self.applied:
+                    return None
+                try:
+                    outcome = await migrate(session, target, dry_run=False)
+                except (MigrationBlocked, MigrationFailed) as e:
+                    self.report(target, e.outcome, e.statements)
+                    raise
+                if outcome.outcome == "applied":
+                    self.report(target, "applied", outcome.statements)
+                self.applied.add(target.key)
+        finally:
+            if not lock.locked():
+                self._locks.pop(target.key, None)
+        return outcome
+
+
+async def read_owner(session: Session, schema: str) -> str | None:
+    """The projectId recorded in ``schema``, or None when it has none (or does not exist)."""
+    rows = await session.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (_regclass(schema),)
+    )
+    if not rows[0][0]:
+        return None
+    rows = await session.execute(
+        sql.SQL("SELECT project_id FROM {}").format(qualified(schema, OWNER_TABLE))
+    )
+    return rows[0][0] if rows else None
+
+
+def _regclass(schema: str, table: str = OWNER_TABLE) -> str:
+    return f'"{schema}"."{table}"'  # both match [a-z0-9_]+: no quote to escape
+
+
+async def read_catalog(session: Session, schema: str, table: Table) -> Catalog:
+    rows = await session.execute(
+        CATALOG_QUERY, (schema, table.name, schema, table.name)
+    )
+    columns_json, indexes_json = rows[0]
+    columns = {
+        name: (kind, bool(not_null)) for name, kind, not_null in (columns_json or [])
+    }
+    catalog = Catalog(columns, frozenset(indexes_json or []))
+    if catalog.exists:
+        found = await session.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
+                qualified(schema, table.name)
+            )
+        )
+        catalog = Catalog(catalog.columns, catalog.indexes, bool(found[0][0]))
+    return catalog
+
+
+async def migrate(session: Session, target: Target, dry_run: bool) -> Outcome:
+    """Plan and (unless ``dry_run``) apply one definition, in one transaction."""
+    schema, table = target.schema, target.table
+    await session.execute("BEGIN")
+    try:
+        outcome = await _migrate_in_transaction(session, target, dry_run)
+    except BaseException:
+        await _rollback(session)
+        raise
+    await session.execute("ROLLBACK" if dry_run else "COMMIT")
+
+    if outcome.outcome != "unchanged" and not dry_run:
+        logger.bind(
+            event=events.DB_MIGRATION, projectId=target.project_id, schema=schema,
+            dataSource=target.data_source, table=table.name, outcome=outcome.outcome,
+            statements=len(outcome.statements),
+        ).info(f"migration {outcome.outcome} for {schema}.{table.name}")  # fmt: skip
+    return outcome
+
+
+async def _rollback(session: Session) -> None:
+    try:
+        await session.execute("ROLLBACK")
+    except (psycopg2.Error, asyncio.CancelledError):
+        pass
+
+
+async def _migrate_in_transaction(
+    session: Session, target: Target, dry_run: bool
+) -> Outcome:
+    schema, table = target.schema, target.table
+    await session.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
+
+    owner = await read_owner(session, schema)
+    if owner is not None and owner != target.project_id:
+        raise SchemaConflict(
+            f"the preview schema {schema} belongs to another project; use another projectId"
+        )
+    if owner is not None and await _already_applied(session, target):
+        return Outcome("unchanged")
+
+    catalog = await read_catalog(session, schema, table)
+    steps = plan(schema, table, catalog)
+    if owner is None:
+        steps.insert(0, Step(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
+            f"create schema {schema}",
+        ))  # fmt: skip
+    raw = session.connection.raw
+    statements = [step.statement.as_string(raw) for step in steps]
+    destructive = [step.change for step in steps if step.destructive]
+    outcome = Outcome("applied", statements, [s.change for s in steps])
+
+    if dry_run:
+        outcome.outcome = "blocked" if destructive and not target.allow_destructive else (
+            "applied" if steps else "unchanged")  # fmt: skip
+        outcome.changes = destructive or outcome.changes
+        return outcome
+
+    if owner is None:
+        await session.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(schema)))  # fmt: skip
+        for statement in bootstrap(schema):
+            await session.execute(statement)
+        await session.execute(
+            sql.SQL("INSERT INTO {} (project_id) VALUES (%s)").format(
+                qualified(schema, OWNER_TABLE)), (target.project_id,))  # fmt: skip
+
+    if destructive and not target.allow_destructive:
+        message = "the migration holds destructive changes: " + "; ".join(destructive)
+        await _log(session, target, statements, "blocked", message)
+        await session.execute("COMMIT")
+        error = MigrationBlocked(
+            message + " (set PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS=true to allow them)",
+            details=[{"change": change} for change in destructive],
+        )
+        error.outcome, error.statements = "blocked", statements
+        raise error
+
+    await session.execute("SAVEPOINT lowcode_migration")
+    failing: Step | None = None
+    try:
+        for position, step in enumerate(steps):
+            if owner is None and position == 0:
+                continue  # CREATE SCHEMA ran with the bootstrap
+            failing = step
+            await session.execute(step.statement)
+        failing = None
+        if target.apply_seeds and table.seeds:
+            outcome.seeds_inserted = await seeding.apply(session, target)
+    except psycopg2.Error as e:
+        await session.execute("ROLLBACK TO SAVEPOINT lowcode_migration")
+        message = _failure_message(table, failing, e)
+        await _log(session, target, statements, "failed", message)
+        await session.execute("COMMIT")
+        error = MigrationFailed(message)
+        error.outcome, error.statements = "failed", statements
+        raise error from e
+
+    await _log(session, target, statements or ["-- no change"], "applied", None)
+    return outcome
+
+
+async def _already_applied(session: Session, target: Target) -> bool:
+    log = qualified(target.schema, LOG_TABLE)
+    rows = await session.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE checksum = %s AND outcome = 'applied')"
+        ).format(log),
+        (target.table.checksum,),
+    )
+    if not rows[0][0]:
+        return False
+    if not (target.apply_seeds and target.table.seeds):
+        return True
+    rows = await session.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s AND checksum = %s)"
+        ).format(qualified(target.schema, SEEDS_TABLE)),
+        (target.table.name, target.table.seeds_checksum),
+    )
+    return bool(rows[0][0])
+
+
+async def _log(
+    session: Session,
+    target: Target,
+    statements: list[str],
+    outcome: str,
+    error: str | None,
+) -> None:
+    log = qualified(target.schema, LOG_TABLE)
+    for statement in statements:
+        await session.execute(
+            sql.SQL(
+                "INSERT INTO {} (data_source, statement, checksum, outcome, error) "
+                "VALUES (%s, %s, %s, %s, %s)"
+            ).format(log),
+            (target.data_source, statement, target.table.checksum, outcome, error),
+        )
+
+
+def _failure_message(table: Table, step: Step | None, error: psycopg2.Error) -> str:
+    """A message that names the table and what failed, never a row's value."""
+    if step is not None and step.index is not None and error.pgcode == "23505":
+        index = next(i for i in table.indexes if i.name == step.index)
+        return (
+            f"table {table.name}: unique index {index.name} ({', '.join(index.fields)}) "
+            "cannot be created: existing rows hold duplicate values"
+        )
+    what = step.change if step is not None else f"seeds of table {table.name}"
+    if error.pgcode == "23505":
+        what = f"seeds of table {table.name} break a unique index"
+    reason = error.diag.message_primary if error.pgcode in {"23502", "42804"} else None
+    detail = f": {reason}" if reason else f" (SQLSTATE {error.pgcode})"
+    return (
+        f"table {table.name}: PostgreSQL rejected the migration step '{what}'{detail}"
+    )

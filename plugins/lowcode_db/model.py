@@ -1,0 +1,160 @@
+"""A loaded db definition as the plugin works with it: the table, its columns and indexes.
+
+Built once per distinct definition (keyed by its checksum) so that the warm path does no work
+but binding values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from marshmallow import Schema
+
+from lowcode_db.values import values_schema
+
+PG_TYPES = {
+    "string": "character varying(255)",
+    "text": "text",
+    "integer": "bigint",
+    "float": "double precision",
+    "decimal": "numeric",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "timestamp with time zone",
+    "json": "jsonb",
+    "uuid": "uuid",
+}
+# The cast written after each bound value, so PostgreSQL never guesses a parameter's type.
+CASTS = {**PG_TYPES, "string": "varchar", "datetime": "timestamptz"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool = False
+    default: Any = None
+    has_default: bool = False
+    unique: bool = False
+
+    @property
+    def pg_type(self) -> str:
+        return PG_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    fields: tuple[str, ...]
+    unique: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    id_type: str
+    columns: tuple[Column, ...]
+    indexes: tuple[Index, ...]
+    checksum: str
+    seeds: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    seeds_checksum: str | None = None
+    by_name: dict[str, Column] = field(default_factory=dict, compare=False)
+
+    @property
+    def id_column(self) -> Column:
+        return Column("id", self.id_type, required=True)
+
+    def column(self, name: str) -> Column | None:
+        """A declared column, ``id`` included."""
+        return self.id_column if name == "id" else self.by_name.get(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every column a row answers with, ``id`` first."""
+        return ("id", *(c.name for c in self.columns))
+
+    def values_schema(self, partial: bool) -> Schema:
+        return _values_schema(self, partial)
+
+
+def checksum(document: Any) -> str:
+    """The SHA-256 of a JSON document in canonical form (sorted keys, no spaces)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def index_name(table: str, columns: tuple[str, ...], unique: bool) -> str:
+    """``<table>_<fields>_key|idx``, cut with a hash suffix to fit 63 bytes."""
+    name = f"{table}_{'_'.join(columns)}_{'key' if unique else 'idx'}"
+    if len(name) > 63:
+        name = name[:54] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name
+
+
+def build_table(definition: dict[str, Any]) -> Table:
+    """The :class:`Table` of a loaded definition (cached by its checksum)."""
+    shape = {k: definition.get(k, []) for k in ("table", "fields", "indexes")}
+    seeds = definition.get("seeds") or []
+    return _build(checksum(shape), json.dumps(shape), checksum(seeds) if seeds else None,
+                  json.dumps(seeds, default=str))  # fmt: skip
+
+
+@lru_cache(maxsize=512)
+def _build(
+    digest: str, shape_json: str, seeds_digest: str | None, seeds_json: str
+) -> Table:
+    shape = json.loads(shape_json)
+    id_type = "integer"
+    columns = []
+    for f in shape["fields"]:
+        if f["name"] == "id":
+            id_type = f["type"]
+            continue
+        columns.append(
+            Column(
+                f["name"],
+                f["type"],
+                bool(f.get("required")),
+                f.get("default"),
+                f.get("default") is not None,
+                bool(f.get("unique")),
+            )  # fmt: skip
+        )
+
+    indexes = [Index(index_name(shape["table"], (c.name,), True), (c.name,), True)
+               for c in columns if c.unique]  # fmt: skip
+    for i in shape["indexes"]:
+        names = tuple(i["fields"])
+        indexes.append(
+            Index(
+                i.get("name") or index_name(shape["table"], names, i["unique"]),
+                names,
+                bool(i["unique"]),
+            )  # fmt: skip
+        )
+
+    return Table(
+        name=shape["table"],
+        id_type=id_type,
+        columns=tuple(columns),
+        indexes=tuple(indexes),
+        checksum=digest,
+        seeds=tuple(json.loads(seeds_json)),
+        seeds_checksum=seeds_digest,
+        by_name={c.name: c for c in columns},
+    )
+
+
+@lru_cache(maxsize=1024)
+def _values_schema(table: Table, partial: bool) -> Schema:
+    columns = {
+        c.name: (c.type, c.required and not c.has_default, not c.required)
+        for c in table.columns
+    }
+    if table.id_type == "string" and not partial:
+        columns = {"id": ("string", True, False), **columns}
+    return values_schema(columns, partial)

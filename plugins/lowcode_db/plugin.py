@@ -1,0 +1,187 @@
+"""The hooks of the built-in ``db`` plugin: its type, its pool's life cycle, route and commands."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+from aiohttp import web
+
+from lowcode_db import cli
+from lowcode_db.migrations import Migrator, Target
+from lowcode_db.model import Table, build_table
+from lowcode_db.pool import Database
+from lowcode_db.queries import BUILDERS, read_rows
+from lowcode_db.schema import DefinitionSchema, operation_schemas
+from lowcode_db.seeds import load_seeds
+from lowcode_db.status import read_status
+from lowcode_db.tenancy import check_project_id, schema_name
+from lowcode_runtime import Call, DataSourceType, Result, hookimpl, keys
+from lowcode_runtime.config import Settings
+from lowcode_runtime.envelope import ok_response
+from lowcode_runtime.errors import Conflict, DbUnavailable, NotFound, ValidationFailed
+from lowcode_runtime.metrics import MIGRATIONS
+
+# Errors that mean the tables this process believed in are gone: migrate again, once.
+STALE_CODES = {"3F000", "42P01", "42703"}
+STATUS_PATH = "/preview/status/{projectId}"
+
+
+@dataclass
+class DbState:
+    """Kept on the app from the time routes are added (the app is frozen at start-up)."""
+
+    migrator: Migrator
+    database: Database | None = None
+
+
+DB_STATE = web.AppKey("lowcode_db", DbState)
+
+
+def make_reporter(pm: Any) -> Any:
+    def report(target: Target, outcome: str, statements: list[str]) -> None:
+        MIGRATIONS.labels(outcome=outcome).inc()
+        if pm is not None:
+            pm.hook.migration_applied(
+                project_id=target.project_id, data_source=target.data_source,
+                statements=statements, outcome=outcome,
+            )  # fmt: skip
+
+    return report
+
+
+def _database(app: web.Application) -> tuple[Database, Migrator]:
+    state = app.get(DB_STATE)
+    if state is None or state.database is None:
+        raise DbUnavailable("the db plugin has not started")
+    return state.database, state.migrator
+
+
+def _map_error(error: psycopg2.Error, table: Table) -> Exception:
+    """A contract error for what PostgreSQL rejected; the message names fields, never values."""
+    if error.pgcode == "23505":
+        constraint = error.diag.constraint_name or ""
+        index = next((i for i in table.indexes if i.name == constraint), None)
+        fields = (
+            ", ".join(index.fields)
+            if index
+            else "id"
+            if constraint.endswith("_pkey")
+            else ""
+        )
+        what = f" ({fields})" if fields else ""
+        return Conflict(
+            f"a row of {table.name} with the same unique value{what} already exists"
+        )
+    if error.pgcode == "23502":
+        column = error.diag.column_name or "a field"
+        return ValidationFailed(
+            f"params.values.{column}: a value is required",
+            details=[
+                {"path": f"params.values.{column}", "message": "a value is required"}
+            ],
+        )
+    if error.pgcode and error.pgcode.startswith("22"):
+        return ValidationFailed(
+            f"PostgreSQL rejected a value of {table.name} as out of range"
+        )
+    return error
+
+
+async def handle(call: Call) -> Result:
+    """Run one db call: validate, migrate on first sight, then one statement."""
+    database, migrator = _database(call.app)
+    schema = schema_name(call.project_id)
+    table = build_table(call.definition)
+    query = BUILDERS[call.operation](schema, table, call.params)
+    target = Target(
+        call.project_id, schema, call.name, table,
+        call.settings.apply_seeds, call.settings.allow_destructive_migrations,
+    )  # fmt: skip
+    if target.apply_seeds and table.seeds and not migrator.is_known(target):
+        load_seeds(table)
+
+    for attempt in (1, 2):
+        async with database.session() as session:
+            try:
+                await migrator.ensure(session, target)
+                rows = await session.execute(query.statement, query.params)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                raise
+            except psycopg2.Error as e:
+                if attempt == 1 and e.pgcode in STALE_CODES:
+                    migrator.forget(target)
+                    continue
+                raise _map_error(e, table) from e
+        break
+
+    data, meta = read_rows(query, table, rows)
+    if data is None:
+        raise NotFound(f"no row of {table.name} has this id")
+    return Result(data, meta)
+
+
+async def status_route(request: web.Request) -> web.Response:
+    """``GET /preview/status/{projectId}``."""
+    project_id = check_project_id(request.match_info["projectId"])
+    async with _database(request.app)[0].session() as session:
+        data = await read_status(session, project_id)
+    return ok_response(request, data)
+
+
+@hookimpl
+def register_datasource_types() -> list[DataSourceType]:
+    return [
+        DataSourceType(
+            name="db",
+            definition_schema=DefinitionSchema(),
+            operations=operation_schemas(),
+            handler=handle,
+            description="CRUD over a table of the project's preview PostgreSQL schema",
+        )
+    ]
+
+
+@hookimpl
+def register_routes(app: web.Application) -> None:
+    app[DB_STATE] = DbState(Migrator(make_reporter(app.get(keys.PLUGIN_MANAGER))))
+    app.router.add_get(STATUS_PATH, status_route)
+
+
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    cli.add_commands(subparsers)
+
+
+@hookimpl
+def runtime_startup(app: web.Application, settings: Settings) -> Any:
+    async def start() -> None:
+        database = Database(settings.database_url, settings.database_pool_max)
+        await database.open()
+        app[DB_STATE].database = database
+
+    return start()
+
+
+@hookimpl
+def runtime_shutdown(app: web.Application) -> Any:
+    async def stop() -> None:
+        state = app.get(DB_STATE)
+        if state is not None and state.database is not None:
+            await state.database.close()
+
+    return stop()
+
+
+@hookimpl
+def runtime_readiness(app: web.Application) -> Any:
+    async def check() -> dict[str, Any]:
+        state = app.get(DB_STATE)
+        if state is None or state.database is None:
+            return {"name": "db", "ok": False, "code": "DB_UNAVAILABLE",
+                    "message": "the db plugin has not started"}  # fmt: skip
+        return await state.database.ping()
+
+    return check()

@@ -1,0 +1,180 @@
+"""The process's aiopg pool: acquiring, running statements, cancelling them on the server.
+
+aiopg gives up on a cancelled statement by closing its socket, while PostgreSQL keeps running
+it. So each statement runs in a shielded task: when the caller is cancelled (the request's
+deadline), ``pg_cancel_backend`` is sent from another connection, the statement ends on the
+server, and its connection goes back to the pool in a clean state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiopg
+import psycopg2
+import psycopg2.extensions
+
+from lowcode_runtime import events
+from lowcode_runtime.errors import DbUnavailable, Timeout
+from lowcode_runtime.logs import logger
+
+ACQUIRE_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT = 3600.0
+CANCEL_WAIT = 5.0
+
+
+class StatementCounter:
+    """Counts the statements this process sends; tests prove the one-round-trip rule with it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+STATEMENTS = StatementCounter()
+
+
+def make_dsn(url: str) -> str:
+    """``url`` with a connect timeout; raises ValueError when it does not parse."""
+    try:
+        psycopg2.extensions.parse_dsn(url)
+        return psycopg2.extensions.make_dsn(url, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg2.ProgrammingError as e:
+        raise ValueError("DATABASE_URL is not a valid PostgreSQL URL") from e
+
+
+class Session:
+    """One acquired connection; ``execute`` is the only way statements reach the server."""
+
+    def __init__(self, database: Database, connection: aiopg.Connection) -> None:
+        self.database = database
+        self.connection = connection
+        self.pid = connection.raw.info.backend_pid
+
+    async def execute(
+        self, query: Any, params: Sequence[Any] | None = None, fetch: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement; rows when it returns some, else an empty list."""
+        STATEMENTS.count += 1
+        task = asyncio.ensure_future(self._run(query, params, fetch))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                await self.database.cancel_backend(self.pid)
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, CANCEL_WAIT)
+                raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            # aiopg reports a statement cancelled by the server as CancelledError.
+            raise Timeout("the database cancelled the statement") from None
+
+    async def _run(self, query: Any, params: Any, fetch: bool) -> list[tuple[Any, ...]]:
+        async with self.connection.cursor(timeout=STATEMENT_TIMEOUT) as cursor:
+            await cursor.execute(query, params)
+            if fetch and cursor.description is not None:
+                return list(await cursor.fetchall())
+            return []
+
+
+class Database:
+    """The pool of one process (``DATABASE_POOL_MAX`` connections), opened lazily per connection."""
+
+    def __init__(self, url: str | None, pool_max: int) -> None:
+        self.dsn = make_dsn(url) if url else None
+        self.pool_max = pool_max
+        self.pool: aiopg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the pool; it connects on demand, so start-up never waits for the database."""
+        if self.dsn is not None:
+            self.pool = await aiopg.create_pool(
+                self.dsn, minsize=0, maxsize=self.pool_max, timeout=ACQUIRE_TIMEOUT,
+                enable_hstore=False, enable_uuid=False,
+            )  # fmt: skip
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            await self.pool.wait_closed()
+            self.pool = None
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """An acquired connection; DB_UNAVAILABLE when none can be had."""
+        if self.pool is None:
+            raise DbUnavailable("no preview database is configured (set DATABASE_URL)")
+        try:
+            connection = await self.pool.acquire()
+        except (TimeoutError, psycopg2.Error, OSError) as e:
+            self._unavailable(e)
+            raise DbUnavailable() from e
+
+        try:
+            yield Session(self, connection)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            connection.close()
+            await self.pool.clear()
+            self._unavailable(e)
+            raise DbUnavailable() from e
+        finally:
+            await self._release(connection)
+
+    async def _release(self, connection: aiopg.Connection) -> None:
+        if not connection.closed:
+            status = connection.raw.get_transaction_status()
+            if status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                try:
+                    async with connection.cursor(timeout=CANCEL_WAIT) as cursor:
+                        await cursor.execute("ROLLBACK")
+                except BaseException:
+                    connection.close()
+        assert self.pool is not None
+        await self.pool.release(connection)
+
+    async def cancel_backend(self, pid: int) -> None:
+        """Cancel the statement running on backend ``pid``, from another connection."""
+        assert self.dsn is not None
+        try:
+            async with asyncio.timeout(CANCEL_WAIT):
+                connection = await aiopg.connect(self.dsn, enable_hstore=False)
+                try:
+                    async with connection.cursor() as cursor:
+                        await cursor.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                finally:
+                    await connection.close()
+        except (TimeoutError, psycopg2.Error, OSError) as e:
+            logger.bind(event=events.DB_STATEMENT_CANCELLED, ok=False).warning(
+                f"could not cancel a statement on the server: {type(e).__name__}"
+            )
+            return
+        logger.bind(event=events.DB_STATEMENT_CANCELLED, ok=True).info(
+            "statement cancelled on the server after the deadline"
+        )
+
+    async def ping(self) -> dict[str, Any]:
+        """The readiness answer of ``/ready``."""
+        try:
+            async with asyncio.timeout(3.0), self.session() as session:
+                await session.execute("SELECT 1")
+        except (TimeoutError, DbUnavailable) as e:
+            message = getattr(
+                e, "message", "the preview database did not answer in time"
+            )
+            return {
+                "name": "db",
+                "ok": False,
+                "code": "DB_UNAVAILABLE",
+                "message": message,
+            }
+        return {"name": "db", "ok": True}
+
+    def _unavailable(self, error: BaseException) -> None:
+        logger.bind(event=events.DB_UNAVAILABLE, error=type(error).__name__).warning(
+            "the preview database cannot be reached"
+        )

@@ -1,0 +1,199 @@
+"""One statement per operation of 6.6, built from a validated call (no SQL is sent here).
+
+Each builder checks the params against the table first and raises VALIDATION_FAILED with
+every violation; the statement it returns is the call's only round trip on the warm path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+from psycopg2 import sql
+
+from lowcode_db.ddl import qualified
+from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
+from lowcode_db.model import CASTS, Table
+from lowcode_db.rows import adapt, row_to_json
+from lowcode_db.values import load_value
+from lowcode_runtime.errors import ValidationFailed
+
+TOTAL = "__lowcode_total"
+ROW_NUMBER = "__lowcode_n"
+
+
+@dataclass
+class Query:
+    """A statement, its parameters, and how to read its rows into the call's answer."""
+
+    statement: sql.Composable
+    params: list[Any]
+    names: list[str]
+    shape: str  # "list", "row", "deleted"
+    limit: int = 0
+    offset: int = 0
+    with_total: bool = False
+
+
+def _columns(names: list[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _load_id(table: Table, value: Any) -> Any:
+    try:
+        return load_value(table.id_type, value)
+    except ValidationError as e:
+        raise ValidationFailed.from_messages({"id": e.messages}, "params") from e
+
+
+def _load_values(table: Table, values: dict[str, Any], partial: bool) -> dict[str, Any]:
+    try:
+        return table.values_schema(partial).load(values)
+    except ValidationError as e:
+        raise ValidationFailed.from_messages(e.messages, "params.values") from e
+
+
+def _id_condition(table: Table, value: Any) -> tuple[sql.Composable, Any]:
+    cast = sql.SQL(CASTS[table.id_type])
+    return sql.SQL("{} = %s::{}").format(sql.Identifier("id"), cast), _load_id(
+        table, value
+    )
+
+
+def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
+    problems = Problems()
+    compiler = FilterCompiler(table, problems)
+    where = compiler.compile(params.get("filter") or {})
+    order = compile_sort(table, params.get("sort") or [], problems)
+    names = select_names(table, params.get("fields"), problems)
+    problems.raise_any()
+
+    limit, offset = params.get("limit", 50), params.get("offset", 0)
+    source = qualified(schema, table.name)
+    if not params.get("withTotal"):
+        statement = sql.SQL(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s"
+        ).format(_columns(names), source, where, order)
+        return Query(statement, [*compiler.params, limit + 1, offset], names, "list",
+                     limit, offset)  # fmt: skip
+
+    # One round trip: the count and the page, the page numbered so its order survives the join.
+    statement = sql.SQL(
+        "SELECT c.{total}, p.* FROM (SELECT count(*) AS {total} FROM {source} WHERE {where}) c "
+        "LEFT JOIN LATERAL (SELECT {columns}, row_number() OVER (ORDER BY {order}) AS {n} "
+        "FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s) p ON true "
+        "ORDER BY p.{n}"
+    ).format(
+        total=sql.Identifier(TOTAL), source=source, where=where, columns=_columns(names),
+        order=order, n=sql.Identifier(ROW_NUMBER),
+    )  # fmt: skip
+    params_ = [*compiler.params, *compiler.params, limit + 1, offset]
+    return Query(statement, params_, names, "list", limit, offset, with_total=True)
+
+
+def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
+    condition, value = _id_condition(table, params["id"])
+    names = list(table.names)
+    statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
+        _columns(names), qualified(schema, table.name), condition
+    )
+    return Query(statement, [value], names, "row")
+
+
+def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
+    values = _load_values(table, params["values"], partial=False)
+    names = list(table.names)
+    target = qualified(schema, table.name)
+    if not values:
+        statement = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}").format(
+            target, _columns(names)
+        )
+        return Query(statement, [], names, "row")
+
+    given = list(values)
+    placeholders = [
+        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column(n).type])) for n in given
+    ]
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
+        target, _columns(given), sql.SQL(", ").join(placeholders), _columns(names)
+    )
+    bound = [adapt(table.column(n).type, values[n]) for n in given]
+    return Query(statement, bound, names, "row")
+
+
+def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
+    condition, id_value = _id_condition(table, params["id"])
+    values = _load_values(table, params["values"], partial=True)
+    if "id" in values:
+        raise ValidationFailed(
+            "params.values.id: the id of a row cannot be changed",
+            details=[
+                {
+                    "path": "params.values.id",
+                    "message": "the id of a row cannot be changed",
+                }
+            ],
+        )
+    if not values:
+        return build_get(schema, table, params)
+
+    names = list(table.names)
+    assignments = [
+        sql.SQL("{} = %s::{}").format(
+            sql.Identifier(n), sql.SQL(CASTS[table.column(n).type])
+        )
+        for n in values
+    ]
+    statement = sql.SQL("UPDATE {} SET {} WHERE {} RETURNING {}").format(
+        qualified(schema, table.name),
+        sql.SQL(", ").join(assignments),
+        condition,
+        _columns(names),
+    )
+    bound = [adapt(table.column(n).type, v) for n, v in values.items()]
+    return Query(statement, [*bound, id_value], names, "row")
+
+
+def build_delete(schema: str, table: Table, params: dict[str, Any]) -> Query:
+    condition, value = _id_condition(table, params["id"])
+    statement = sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(
+        qualified(schema, table.name), condition, sql.Identifier("id")
+    )
+    return Query(statement, [value], ["id"], "deleted")
+
+
+BUILDERS: dict[str, Callable[[str, Table, dict[str, Any]], Query]] = {
+    "list": build_list,
+    "get": build_get,
+    "create": build_create,
+    "update": build_update,
+    "delete": build_delete,
+}
+
+
+def read_rows(
+    query: Query, table: Table, rows: list[tuple[Any, ...]]
+) -> tuple[Any, dict]:
+    """The call's ``data`` and ``meta`` from the statement's rows (None data: no such row)."""
+    types = [table.column(n).type for n in query.names]
+    if query.shape == "row":
+        return (row_to_json(query.names, types, rows[0]) if rows else None), {}
+    if query.shape == "deleted":
+        return ({"id": row_to_json(["id"], types, rows[0])["id"], "deleted": True}
+                if rows else None), {}  # fmt: skip
+
+    total = None
+    if query.with_total:
+        total = rows[0][0] if rows else 0
+        rows = [row[1:-1] for row in rows if row[-1] is not None]
+    page = {
+        "limit": query.limit,
+        "offset": query.offset,
+        "hasMore": len(rows) > query.limit,
+    }
+    if total is not None:
+        page["total"] = total
+    data = [row_to_json(query.names, types, row) for row in rows[: query.limit]]
+    return data, {"page": page}

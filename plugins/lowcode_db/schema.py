@@ -1,0 +1,163 @@
+"""Marshmallow schemas of a db dataSource definition and of each operation's params (6, 6.6).
+
+The core loads the definition and params with these before the handler runs. What depends on
+the definition (the values, the filter) is checked later, in :mod:`lowcode_db.dsl`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    validate,
+    validates,
+    validates_schema,
+)
+from marshmallow import fields as mf
+
+from lowcode_db.values import INT64_MAX, load_value
+
+FIELD_TYPES = (
+    "string", "text", "integer", "float", "decimal", "boolean", "date", "datetime", "json", "uuid",
+)  # fmt: skip
+ID_TYPES = ("integer", "uuid", "string")
+MAX_FIELDS = 200
+MAX_INDEXES = 50
+MAX_SEEDS = 1000
+MAX_LIST = 1000
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def check_identifier(value: Any) -> None:
+    """Names of tables, fields and indexes: ``[a-z_][a-z0-9_]*``, 63 bytes, no ``__lowcode_``."""
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise ValidationError("expected a name of the form [a-z_][a-z0-9_]*")
+    if len(value) > 63:
+        raise ValidationError("a name holds at most 63 bytes")
+    if value.startswith("__lowcode_"):
+        raise ValidationError("names starting with __lowcode_ are reserved")
+
+
+class FieldSchema(Schema):
+    name = mf.String(required=True, validate=check_identifier)
+    type = mf.String(required=True, validate=validate.OneOf(FIELD_TYPES))
+    required = mf.Boolean(load_default=False)
+    default = mf.Raw(allow_none=True)
+    unique = mf.Boolean(load_default=False)
+
+    @validates_schema
+    def check_default(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "default" not in data or data["default"] is None or "type" not in data:
+            return
+        default, field_type = data["default"], data["type"]
+        if default == "now" and field_type in ("date", "datetime"):
+            return
+        if default == "uuid" and field_type == "uuid":
+            return
+        try:
+            load_value(field_type, default)
+        except ValidationError as e:
+            raise ValidationError(e.messages, "default") from e
+
+
+class IndexSchema(Schema):
+    name = mf.String(validate=check_identifier)
+    fields = mf.List(
+        mf.String(validate=check_identifier),
+        required=True,
+        validate=validate.Length(min=1, max=32),
+    )
+    unique = mf.Boolean(load_default=False)
+
+
+class DefinitionSchema(Schema):
+    """The ``dataSource`` object of a db call, ``type`` and ``name`` removed by the core."""
+
+    table = mf.String(required=True, validate=check_identifier)
+    fields = mf.List(
+        mf.Nested(FieldSchema),
+        load_default=list,
+        validate=validate.Length(max=MAX_FIELDS),
+    )
+    indexes = mf.List(
+        mf.Nested(IndexSchema),
+        load_default=list,
+        validate=validate.Length(max=MAX_INDEXES),
+    )
+    seeds = mf.List(
+        mf.Dict(), load_default=list, validate=validate.Length(max=MAX_SEEDS)
+    )
+
+    @validates_schema
+    def check_names(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, Any] = {}
+        names = [f.get("name") for f in data.get("fields", [])]
+        for position, field in enumerate(data.get("fields", [])):
+            if names.count(field["name"]) > 1:
+                errors.setdefault("fields", {})[position] = {"name": ["declared twice"]}
+            if field["name"] == "id" and field["type"] not in ID_TYPES:
+                errors.setdefault("fields", {})[position] = {
+                    "type": [
+                        "id is the primary key: its type is integer, uuid or string"
+                    ]
+                }
+
+        known = set(names) | {"id"}
+        for position, index in enumerate(data.get("indexes", [])):
+            unknown = [name for name in index["fields"] if name not in known]
+            if unknown:
+                errors.setdefault("indexes", {})[position] = {
+                    "fields": [f"unknown field {name}" for name in unknown]
+                }
+        if errors:
+            raise ValidationError(errors)
+
+
+class ListParams(Schema):
+    filter = mf.Dict(load_default=dict)
+    sort = mf.List(mf.String(), load_default=list, validate=validate.Length(max=32))
+    limit = mf.Integer(
+        strict=True, load_default=50, validate=validate.Range(min=1, max=1000)
+    )
+    offset = mf.Integer(
+        strict=True, load_default=0, validate=validate.Range(min=0, max=INT64_MAX)
+    )
+    fields = mf.List(mf.String(), validate=validate.Length(min=1, max=MAX_FIELDS))
+    withTotal = mf.Boolean(load_default=False)
+
+    @validates("sort")
+    def check_sort(self, value: list[str], **kwargs: Any) -> None:
+        for item in value:
+            check_identifier(item[1:] if item.startswith("-") else item)
+
+    @validates("fields")
+    def check_fields(self, value: list[str], **kwargs: Any) -> None:
+        for item in value:
+            check_identifier(item)
+
+
+class IdParams(Schema):
+    id = mf.Raw(required=True, allow_none=False)
+
+
+class CreateParams(Schema):
+    values = mf.Dict(required=True)
+
+
+class UpdateParams(Schema):
+    id = mf.Raw(required=True, allow_none=False)
+    values = mf.Dict(required=True)
+
+
+def operation_schemas() -> dict[str, Schema]:
+    """The params schema of each operation of 6.6."""
+    return {
+        "list": ListParams(),
+        "get": IdParams(),
+        "create": CreateParams(),
+        "update": UpdateParams(),
+        "delete": IdParams(),
+    }

@@ -1,0 +1,105 @@
+"""Seeds of 6.4: a definition's ``seeds`` rows, inserted once per distinct set, in the
+migration's transaction, with one ``__lowcode_seeds_log`` row per set."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from marshmallow import ValidationError
+from psycopg2 import sql
+
+from lowcode_db.ddl import SEEDS_TABLE, qualified
+from lowcode_db.model import CASTS, Table
+from lowcode_db.rows import adapt
+from lowcode_db.values import load_value
+from lowcode_runtime.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from lowcode_db.migrations import Target
+    from lowcode_db.pool import Session
+
+
+def load_seeds(table: Table) -> list[dict[str, Any]]:
+    """Every seed row loaded against the table (VALIDATION_FAILED at ``dataSource.seeds.N``)."""
+    loaded, errors = [], {}
+    schema = table.values_schema(partial=False)
+    for position, row in enumerate(table.seeds):
+        row = dict(row)
+        seed_id = row.pop("id", None) if table.id_type != "string" else None
+        try:
+            values = schema.load(row)
+            if seed_id is not None:
+                values["id"] = load_value(table.id_type, seed_id)
+        except ValidationError as e:
+            errors[position] = (
+                e.messages if isinstance(e.messages, dict) else {"id": e.messages}
+            )
+            continue
+        loaded.append(values)
+    if errors:
+        raise ValidationFailed.from_messages(errors, "dataSource.seeds")
+    return loaded
+
+
+async def apply(session: Session, target: Target) -> int:
+    """Insert the seed set unless logged; returns the number of rows inserted."""
+    table, schema = target.table, target.schema
+    log = qualified(schema, SEEDS_TABLE)
+    found = await session.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s AND checksum = %s)"
+        ).format(log),
+        (table.name, table.seeds_checksum),
+    )
+    if found[0][0]:
+        return 0
+
+    inserted = 0
+    explicit_ids = False
+    for values in load_seeds(table):
+        explicit_ids = explicit_ids or "id" in values
+        inserted += await _insert(session, schema, table, values)
+    if explicit_ids and table.id_type == "integer":
+        # Ids given by seeds must not be handed out again by the identity.
+        await session.execute(
+            sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                "GREATEST((SELECT max(id) FROM {}), 1))"
+            ).format(qualified(schema, table.name)),
+            (f'"{schema}"."{table.name}"',),
+        )
+
+    await session.execute(
+        sql.SQL(
+            "INSERT INTO {} (data_source, table_name, checksum, rows_inserted) "
+            "VALUES (%s, %s, %s, %s)"
+        ).format(log),
+        (target.data_source, table.name, table.seeds_checksum, inserted),
+    )
+    return inserted
+
+
+async def _insert(
+    session: Session, schema: str, table: Table, values: dict[str, Any]
+) -> int:
+    target = qualified(schema, table.name)
+    if not values:
+        rows = await session.execute(
+            sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING 1").format(target)
+        )
+        return len(rows)
+
+    names = list(values)
+    placeholders = [
+        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column(n).type])) for n in names
+    ]
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) {} RETURNING 1").format(
+        target,
+        sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        sql.SQL(", ").join(placeholders),
+        sql.SQL("ON CONFLICT (id) DO NOTHING" if "id" in values else ""),
+    )
+    rows = await session.execute(
+        statement, [adapt(table.column(n).type, values[n]) for n in names]
+    )
+    return len(rows)

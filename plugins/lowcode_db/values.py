@@ -1,0 +1,208 @@
+"""Marshmallow fields for the values of each db field type (API.md section 6.6).
+
+Each field turns one JSON value into the Python value bound for PostgreSQL, or raises a
+ValidationError that tells the caller what the type expects. They check what the database
+would reject later with a less helpful message: the 64-bit range, finiteness, U+0000, lengths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import re
+import uuid
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+STRING_MAX = 255
+JSON_MAX_DEPTH = 64
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*")
+
+
+class IntegerValue(fields.Field):
+    """A signed 64-bit integer; a string of digits is accepted, as rows give big ones so."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+            value = int(value)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("expected an integer")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError("expected an integer within the signed 64-bit range")
+        return value
+
+
+class FloatValue(fields.Field):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(
+            value, (int, float, decimal.Decimal)
+        ):
+            raise ValidationError("expected a number")
+        try:
+            number = float(value)
+        except OverflowError as e:
+            raise ValidationError("expected a finite number") from e
+        if not math.isfinite(number):
+            raise ValidationError("expected a finite number")
+        return number
+
+
+class DecimalValue(fields.Field):
+    """An exact decimal, from a string (exact) or a JSON number."""
+
+    def _deserialize(
+        self, value: Any, attr: Any, data: Any, **kwargs: Any
+    ) -> decimal.Decimal:
+        if isinstance(value, bool) or not isinstance(
+            value, (str, int, float, decimal.Decimal)
+        ):
+            raise ValidationError("expected a decimal number or a string holding one")
+        try:
+            number = decimal.Decimal(
+                str(value).strip() if isinstance(value, str) else str(value)
+            )
+        except decimal.InvalidOperation as e:
+            raise ValidationError(
+                "expected a decimal number or a string holding one"
+            ) from e
+        if not number.is_finite():
+            raise ValidationError("expected a finite decimal number")
+        if (
+            len(number.as_tuple().digits) > 1000
+            or abs(number.as_tuple().exponent) > 16000
+        ):
+            raise ValidationError("decimal number is too large")
+        return number
+
+
+def _check_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValidationError("text must not hold the character U+0000")
+    return value
+
+
+class StringValue(fields.Field):
+    def __init__(self, max_length: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError("expected a string")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValidationError(f"expected at most {self.max_length} characters")
+        return _check_text(value)
+
+
+class BooleanValue(fields.Field):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("expected true or false")
+        return value
+
+
+class DateValue(fields.Field):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.date:
+        if not isinstance(value, str) or not _DATE_TEXT.fullmatch(value):
+            raise ValidationError("expected a date as YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as e:
+            raise ValidationError("expected a valid date as YYYY-MM-DD") from e
+
+
+class DateTimeValue(fields.Field):
+    """An ISO 8601 date and time; one without an offset is read as UTC."""
+
+    def _deserialize(
+        self, value: Any, attr: Any, data: Any, **kwargs: Any
+    ) -> dt.datetime:
+        message = "expected an ISO 8601 date and time, such as 2024-05-01T12:00:00Z"
+        if not isinstance(value, str) or not _DATETIME_TEXT.fullmatch(value):
+            raise ValidationError(message)
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValidationError(message) from e
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment
+
+
+def check_json(value: Any, depth: int = 0) -> None:
+    """Reject U+0000 in any string or key, non-finite numbers, and absurd nesting."""
+    if depth > JSON_MAX_DEPTH:
+        raise ValidationError(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError("JSON numbers must be finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError("JSON object keys must be strings")
+            _check_text(key)
+            check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth + 1)
+    elif value is not None and not isinstance(
+        value, (bool, int, float, decimal.Decimal)
+    ):
+        raise ValidationError("expected a JSON value")
+
+
+class JsonValue(fields.Field):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        check_json(value)
+        return value
+
+
+class UuidValue(fields.Field):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError("expected a UUID string")
+        try:
+            return str(uuid.UUID(value))
+        except ValueError as e:
+            raise ValidationError("expected a UUID string") from e
+
+
+def value_field(field_type: str, **kwargs: Any) -> fields.Field:
+    """The marshmallow field that loads a value of ``field_type``."""
+    if field_type == "string":
+        return StringValue(max_length=STRING_MAX, **kwargs)
+    factory = {
+        "text": StringValue,
+        "integer": IntegerValue,
+        "float": FloatValue,
+        "decimal": DecimalValue,
+        "boolean": BooleanValue,
+        "date": DateValue,
+        "datetime": DateTimeValue,
+        "json": JsonValue,
+        "uuid": UuidValue,
+    }[field_type]
+    return factory(**kwargs)
+
+
+def load_value(field_type: str, value: Any) -> Any:
+    """Load one value of ``field_type`` (raises ValidationError)."""
+    return value_field(field_type).deserialize(value)
+
+
+def values_schema(columns: dict[str, tuple[str, bool, bool]], partial: bool) -> Schema:
+    """A schema for ``values``: ``columns`` maps a name to (type, mandatory, nullable)."""
+    declared = {}
+    for name, (field_type, mandatory, nullable) in columns.items():
+        declared[name] = value_field(
+            field_type, required=mandatory and not partial, allow_none=nullable
+        )
+    return Schema.from_dict(declared, name="Values")()
