@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lowcode_runtime import __version__, events
 from lowcode_runtime.config import ConfigError, Settings, load_settings
@@ -90,7 +91,7 @@ def run_plugins(args: argparse.Namespace) -> int:
     from lowcode_runtime.plugins import build_type_registry
 
     registry = build_type_registry(args.plugin_manager)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "type": name,
             "operations": list(r.type.operations),

@@ -230,11 +230,11 @@ class Settings:
 def variables() -> dict[str, tuple[str, Any, str]]:
     """Each variable's name mapped to (attribute, default, doc), for docs and `.env.example`."""
     schema = SettingsSchema()
-    found = {}
+    found: dict[str, tuple[str, Any, str]] = {}
     for attr, field in schema.fields.items():
         default = field.load_default
         default = default() if callable(default) else default
-        found[field.data_key] = (attr, default, field.metadata.get("doc", ""))
+        found[field.data_key or attr] = (attr, default, field.metadata.get("doc", ""))
     return found
 
 

@@ -81,9 +81,10 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
         "operation": operation,
     }
 
-    registered = request.app[TYPE_REGISTRY].get(type_name)
+    registry = request.app[TYPE_REGISTRY]
+    registered = registry.get(type_name)
     if registered is None:
-        known = ", ".join(sorted(request.app[TYPE_REGISTRY])) or "none"
+        known = ", ".join(sorted(registry)) or "none"
         raise errors.UnknownDataSourceType(
             f"no installed plugin handles dataSource type {type_name!r} (installed: {known})"
         )

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from lowcode_runtime.config import Settings
-    from lowcode_runtime.plugins import PluginManager, RegisteredType
-    from lowcode_runtime.ratelimit import RateLimiter
-    from lowcode_runtime.secrets import SecretsCache
+from lowcode_runtime.config import Settings
+from lowcode_runtime.plugins import PluginManager, RegisteredType
+from lowcode_runtime.ratelimit import RateLimiter
+from lowcode_runtime.secrets import SecretsCache
 
-SETTINGS = web.AppKey("settings", "Settings")
-PLUGIN_MANAGER = web.AppKey("plugin_manager", "PluginManager")
-TYPE_REGISTRY = web.AppKey("type_registry", "dict[str, RegisteredType]")
-SECRETS = web.AppKey("secrets", "SecretsCache")
-RATE_LIMITER = web.AppKey("rate_limiter", "RateLimiter")
+SETTINGS = web.AppKey("settings", Settings)
+PLUGIN_MANAGER = web.AppKey("plugin_manager", PluginManager)
+TYPE_REGISTRY: web.AppKey[dict[str, RegisteredType]] = web.AppKey("type_registry")
+SECRETS = web.AppKey("secrets", SecretsCache)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -190,7 +190,7 @@ def make_security_middleware(
         failure = (
             None
             if route in OPEN_ROUTES
-            else _authenticate(request, settings.auth_token)
+            else _authenticate(request, settings.auth_token or "")
         )
         project_id = request.match_info.get("projectId")
         if failure is None and project_id:

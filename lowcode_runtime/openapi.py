@@ -97,12 +97,12 @@ def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str
     for type_name, registered in sorted(registry.items()):
         named = [(f"{type_name}Definition", registered.type.definition_schema)]
         named += [(f"{type_name}_{op}Params", p) for op, p in registered.type.operations.items()]
-        for name, schema in named:
-            if type(schema) not in added:
-                added.add(type(schema))
-                spec.components.schema(name, schema=type(schema))
+        for name, instance in named:
+            if type(instance) not in added:
+                added.add(type(instance))
+                spec.components.schema(name, schema=type(instance))
 
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     spec.path(
         path="/health",
         operations={

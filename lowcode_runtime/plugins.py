@@ -8,10 +8,10 @@ that claim one type name stop start-up.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -105,7 +105,7 @@ def build_plugin_manager(
 
 
 def _trace_hook_calls(pm: PluginManager) -> None:
-    def before(hook_name: str, impls: list[Any], kwargs: Mapping[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         names = [impl.plugin_name for impl in impls]
         logger.bind(event=events.HOOK_CALL, hook=hook_name, plugins=names).debug(
             "hook call"
@@ -123,7 +123,8 @@ def build_type_registry(pm: PluginManager) -> dict[str, RegisteredType]:
 
     for impl in pm.hook.register_datasource_types.get_hookimpls():
         info = pm.info_for(impl.plugin)
-        for ds_type in impl.function() or ():
+        contributed = cast(list[DataSourceType], impl.function() or [])
+        for ds_type in contributed:
             if ds_type.name in registry:
                 other = registry[ds_type.name].plugin
                 raise PluginConflict(
