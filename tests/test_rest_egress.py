@@ -1,0 +1,253 @@
+"""The egress policy of API.md 5.3: blocked addresses are refused before any connection."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+
+import pytest
+from lowcode_rest.egress import (
+    EgressDenied,
+    EgressPolicy,
+    EgressResolver,
+    parse_ip_literal,
+)
+
+from lowcode_runtime import events
+from tests.fixtures.upstream import Recorder, Upstream, build_upstream, execute
+
+# Each host is aimed at the loopback upstream's port: where it spells loopback or the
+# unspecified address, a connection would reach the upstream, which must see nothing.
+BLOCKED_HOSTS = [
+    ("127.0.0.1", "loopback"),
+    ("127.0.0.2", "loopback"),
+    ("localhost", "loopback"),
+    ("LocalHost", "loopback"),
+    ("10.0.0.1", "private"),
+    ("172.16.5.4", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("100.64.0.1", "carrier-grade NAT"),
+    ("0.0.0.0", "unspecified"),
+    ("224.0.0.1", "multicast"),
+    ("[fd00::1]", "private"),
+    ("[fe80::1]", "link-local"),
+    ("[::1]", "loopback"),
+    ("[::]", "unspecified"),
+    ("[ff02::1]", "multicast"),
+    ("[::ffff:127.0.0.1]", "loopback"),
+    ("[::ffff:169.254.169.254]", "link-local"),
+    ("[::ffff:10.1.2.3]", "private"),
+    ("[2002:7f00:1::]", "loopback"),
+    ("2130706433", "loopback"),
+    ("0x7f000001", "loopback"),
+    ("0177.0.0.1", "loopback"),
+    ("017700000001", "loopback"),
+    ("127.1", "loopback"),
+    ("0x7f.1", "loopback"),
+    ("2852039166", "link-local"),
+    ("0xa9.0xfe.0xa9.0xfe", "link-local"),
+    ("0", "unspecified"),
+]
+
+
+@pytest.fixture
+async def closed_client(make_client):
+    """No allow list: every private address is blocked, the test servers' included."""
+    return await make_client()
+
+
+@pytest.mark.parametrize(("host", "category"), BLOCKED_HOSTS)
+async def test_blocked_hosts_are_refused_before_connecting(
+    closed_client, upstream, logs, host, category
+):
+    started = time.monotonic()
+    response, body = await execute(
+        closed_client, {"url": f"http://{host}:{upstream.port}/json"}
+    )
+
+    assert response.status == 403, body
+    assert body["error"]["code"] == "EGRESS_BLOCKED"
+    assert category in body["error"]["message"]
+    assert time.monotonic() - started < 2, "a blocked address must not be tried"
+    assert upstream.requests == []
+    assert [e["category"] for e in logs.events(events.REST_EGRESS_BLOCKED)][
+        0
+    ].startswith(category)
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [
+        ("127.0.0.1",),
+        ("127.0.0.0/8",),
+        ("::ffff:0:0/96", "127.0.0.1/32"),
+        ("LocalHost",),
+    ],
+)
+async def test_allow_list_opens_hosts_and_cidrs(make_client, upstream, allow):
+    client = await make_client(egress_allow=allow)
+    host = "localhost" if allow == ("LocalHost",) else "127.0.0.1"
+    response, body = await execute(
+        client, {"url": f"http://{host}:{upstream.port}/json"}
+    )
+
+    assert response.status == 200, body
+    assert len(upstream.requests) == 1
+
+
+async def test_odd_spelling_of_an_allowed_address_reaches_it(make_client, upstream):
+    client = await make_client(egress_allow=("127.0.0.1",))
+    response, body = await execute(
+        client, {"url": f"http://2130706433:{upstream.port}/json"}
+    )
+
+    assert response.status == 200, body
+    assert len(upstream.requests) == 1
+
+
+async def test_allowing_one_loopback_address_does_not_open_another(
+    make_client, upstream
+):
+    client = await make_client(egress_allow=("127.0.0.2",))
+    response, body = await execute(client, {"url": upstream.url("/json")})
+
+    assert response.status == 403
+    assert upstream.requests == []
+
+
+@pytest.fixture
+async def redirector(aiohttp_server) -> Upstream:
+    """A second upstream on 127.0.0.2: the allowed host that redirects elsewhere."""
+    recorder = Recorder()
+    server = await aiohttp_server(build_upstream(recorder), host="127.0.0.2")
+    return Upstream(server, recorder)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://{loopback}/json",
+        "http://localhost:{port}/json",
+        "http://127.1:{port}/json",
+        "http://0x7f000001:{port}/json",
+        "http://[::ffff:127.0.0.1]:{port}/json",
+        "http://[::1]:{port}/json",
+    ],
+)
+async def test_redirect_from_an_allowed_host_to_a_blocked_one(
+    make_client, upstream, redirector, target
+):
+    client = await make_client(egress_allow=("127.0.0.2",))
+    target = target.format(loopback=f"127.0.0.1:{upstream.port}", port=upstream.port)
+    url = redirector.url("/redirect-to", host="127.0.0.2")
+    response, body = await execute(client, {"url": url, "query": {"url": target}})
+
+    assert response.status == 403, body
+    assert body["error"]["code"] == "EGRESS_BLOCKED"
+    assert len(redirector.requests) == 1
+    assert upstream.requests == []
+
+
+async def test_redirect_between_allowed_hosts_is_followed(
+    make_client, upstream, redirector
+):
+    client = await make_client(egress_allow=("127.0.0.0/8",))
+    url = redirector.url("/redirect-to", host="127.0.0.2")
+    response, body = await execute(
+        client, {"url": url, "query": {"url": upstream.url("/json")}}
+    )
+
+    assert response.status == 200, body
+    assert body["data"] == {"items": [1, 2], "ok": True}
+
+
+async def test_secret_headers_do_not_follow_a_redirect_to_another_origin(
+    make_client, upstream, redirector, tmp_path
+):
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text('{"p1": {"KEY": "origin-bound-key"}}')
+    client = await make_client(
+        egress_allow=("127.0.0.0/8",), secrets_file=str(secrets_file)
+    )
+    url = redirector.url("/redirect-to", host="127.0.0.2")
+    response, body = await execute(
+        client,
+        {
+            "url": url,
+            "query": {"url": upstream.url("/echo/elsewhere")},
+            "headers": {
+                "X-Api-Key": "{{ secrets.KEY }}",
+                "Authorization": "Basic abc",
+                "X-N": "1",
+            },
+        },
+    )
+
+    assert response.status == 200, body
+    assert redirector.requests[0].headers["X-Api-Key"] == "origin-bound-key"
+    forwarded = upstream.requests[0].headers
+    assert "X-Api-Key" not in forwarded and "Authorization" not in forwarded
+    assert forwarded["X-N"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("10.1", "10.0.0.1"),
+        ("[::ffff:7f00:1]", "::ffff:7f00:1"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("example.com", None),
+        ("deadbeef", None),
+        ("1.2.3.4.5", None),
+    ],
+)
+def test_ip_literals_are_read_as_the_os_reads_them(text, expected):
+    address = parse_ip_literal(text)
+    assert (str(address) if address else None) == expected
+    if expected and ":" not in expected:
+        assert socket.inet_ntoa(socket.inet_aton(text)) == expected
+
+
+def test_public_addresses_pass():
+    policy = EgressPolicy()
+    for address in ("93.184.216.34", "8.8.8.8", "2606:4700::1111"):
+        policy.check_address("public.test", ipaddress.ip_address(address))
+
+
+class FlippingResolver:
+    """Answers a public address first, loopback after: a rebinding name."""
+
+    def __init__(self) -> None:
+        self.answers = ["93.184.216.34", "127.0.0.1"]
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        address = self.answers.pop(0)
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
+
+    async def close(self):
+        return None
+
+
+async def test_every_answer_of_a_rebinding_name_is_checked():
+    resolver = EgressResolver(EgressPolicy(), FlippingResolver())
+
+    first = await resolver.resolve("rebind.test", 80)
+    assert [r["host"] for r in first] == ["93.184.216.34"]
+    with pytest.raises(EgressDenied):
+        await resolver.resolve("rebind.test", 80)
