@@ -1,0 +1,350 @@
+"""Operations of 6.6 against a real PostgreSQL: CRUD, filters, sort, pages, fields, JSON rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.database import ORDERS
+
+TYPED = {
+    "type": "db",
+    "name": "things",
+    "table": "things",
+    "fields": [
+        {"name": "label", "type": "string"},
+        {"name": "body", "type": "text"},
+        {"name": "count", "type": "integer"},
+        {"name": "ratio", "type": "float"},
+        {"name": "price", "type": "decimal"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "day", "type": "date", "default": "now"},
+        {"name": "at", "type": "datetime"},
+        {"name": "meta", "type": "json"},
+        {"name": "ref", "type": "uuid", "default": "uuid"},
+    ],
+}
+
+
+async def test_create_get_update_delete(db):
+    created = (await db.ok("create", {"values": {"title": "First", "amount": "9.90"}}))[
+        "data"
+    ]
+    assert created["title"] == "First"
+    assert created["amount"] == "9.90"
+    assert created["status"] == "new"
+    assert created["placed_at"].endswith("+00:00")
+    row_id = created["id"]
+
+    assert (await db.ok("get", {"id": row_id}))["data"] == created
+
+    updated = (await db.ok("update", {"id": row_id, "values": {"status": "paid"}}))[
+        "data"
+    ]
+    assert updated == {**created, "status": "paid"}
+
+    deleted = await db.ok("delete", {"id": row_id})
+    assert deleted["data"] == {"id": row_id, "deleted": True}
+
+    for operation, params in [
+        ("get", {"id": row_id}),
+        ("update", {"id": row_id, "values": {"status": "x"}}),
+        ("delete", {"id": row_id}),
+    ]:
+        status, body = await db.call(operation, params)
+        assert status == 404
+        assert body["error"]["code"] == "NOT_FOUND"
+
+
+async def test_unique_violation_is_conflict(db):
+    await db.ok("create", {"values": {"title": "Same"}})
+    status, body = await db.call("create", {"values": {"title": "Same"}})
+    assert status == 409
+    assert body["error"]["code"] == "CONFLICT"
+    assert "Same" not in body["error"]["message"]
+
+
+async def test_values_are_validated_with_paths(db):
+    status, body = await db.call(
+        "create", {"values": {"amount": "abc", "nope": 1, "status": "x" * 256}}
+    )
+    assert status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    paths = {d["path"] for d in body["error"]["details"]}
+    assert paths == {
+        "params.values.title", "params.values.amount", "params.values.nope",
+        "params.values.status",
+    }  # fmt: skip
+    assert (await db.ok("list"))["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"count": 2**63}, "count"),
+        ({"count": -(2**63) - 1}, "count"),
+        ({"count": 1.5}, "count"),
+        ({"count": True}, "count"),
+        ({"label": "a\u0000b"}, "label"),
+        ({"meta": {"k": "a\u0000"}}, "meta"),
+        ({"ref": "not-a-uuid"}, "ref"),
+        ({"day": "2024-02-30"}, "day"),
+        ({"at": "yesterday"}, "at"),
+        ({"flag": "true"}, "flag"),
+        ({"ratio": "1.5"}, "ratio"),
+        ({"price": "NaN"}, "price"),
+    ],
+)
+async def test_wrong_value_types_are_rejected(db, values, path):
+    status, body = await db.call("create", {"values": values}, data_source=TYPED)
+    assert status == 400, body
+    assert [d["path"] for d in body["error"]["details"]] == [f"params.values.{path}"]
+
+
+async def test_json_rules_of_each_type(db):
+    values = {
+        "label": "x", "body": "long text", "count": 2**53 + 1, "ratio": 0.25,
+        "price": "12345678901234567890.123456789", "flag": True, "at": "2024-05-01T12:00:00",
+        "meta": {"a": [1, {"b": None}]},
+    }  # fmt: skip
+    row = (await db.ok("create", {"values": values}, data_source=TYPED))["data"]
+    assert row["count"] == str(2**53 + 1)
+    assert row["price"] == "12345678901234567890.123456789"
+    assert row["ratio"] == 0.25
+    assert row["at"] == "2024-05-01T12:00:00+00:00"
+    assert len(row["day"]) == 10 and row["day"][4] == "-"
+    assert row["meta"] == {"a": [1, {"b": None}]}
+    assert len(row["ref"]) == 36
+
+    small = (await db.ok("create", {"values": {"count": 2**53 - 1, "meta": None}},
+                         data_source=TYPED))["data"]  # fmt: skip
+    assert small["count"] == 2**53 - 1
+    assert small["meta"] is None
+    found = await db.ok(
+        "list", {"filter": {"meta": {"isNull": True}}}, data_source=TYPED
+    )
+    assert [r["id"] for r in found["data"]] == [small["id"]]
+
+    offset = await db.ok("create", {"values": {"at": "2024-05-01T14:00:00+02:00"}},
+                         data_source=TYPED)  # fmt: skip
+    assert offset["data"]["at"] == "2024-05-01T12:00:00+00:00"
+
+
+async def test_non_finite_numbers_in_the_table_become_strings(db, database_url):
+    import psycopg2
+    from lowcode_db.tenancy import schema_name
+
+    row = (await db.ok("create", {"values": {"label": "n"}}, data_source=TYPED))["data"]
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE \"{schema_name(db.project)}\".things SET ratio = 'NaN', "
+            "price = '-Infinity' WHERE id = %s",
+            (row["id"],),
+        )
+    got = (await db.ok("get", {"id": row["id"]}, data_source=TYPED))["data"]
+    assert got["ratio"] == "NaN"
+    assert got["price"] == "-Infinity"
+
+
+async def seed_orders(db, titles_and_amounts):
+    for title, amount, status in titles_and_amounts:
+        await db.ok(
+            "create", {"values": {"title": title, "amount": amount, "status": status}}
+        )
+
+
+ROWS = [
+    ("apple", "1", "new"), ("Banana", "2", "paid"), ("cherry", "3", "new"),
+    ("50% off", "4", "paid"), ("a_b", "5", "void"), ("back\\slash", "6", "new"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("filter_", "expected"),
+    [
+        ({"status": "new"}, ["apple", "cherry", "back\\slash"]),
+        ({"status": {"eq": "paid"}}, ["Banana", "50% off"]),
+        ({"status": {"ne": "new"}}, ["Banana", "50% off", "a_b"]),
+        ({"amount": {"lt": 2}}, ["apple"]),
+        ({"amount": {"lte": "2"}}, ["apple", "Banana"]),
+        ({"amount": {"gt": 5}}, ["back\\slash"]),
+        ({"amount": {"gte": 5, "lt": 6}}, ["a_b"]),
+        ({"status": {"in": ["void", "paid"]}}, ["Banana", "50% off", "a_b"]),
+        ({"status": {"in": []}}, []),
+        ({"status": {"notIn": ["new", "paid"]}}, ["a_b"]),
+        ({"status": {"notIn": []}}, [t for t, _, _ in ROWS]),
+        ({"title": {"contains": "AN"}}, ["Banana"]),
+        ({"title": {"contains": "%"}}, ["50% off"]),
+        ({"title": {"contains": "_"}}, ["a_b"]),
+        ({"title": {"contains": "\\"}}, ["back\\slash"]),
+        ({"title": {"startsWith": "b"}}, ["Banana", "back\\slash"]),
+        ({"title": {"isNull": True}}, []),
+        ({"title": {"isNull": False}}, [t for t, _, _ in ROWS]),
+        ({"title": None}, []),
+        ({"title": {"ne": None}}, [t for t, _, _ in ROWS]),
+        ({"or": [{"status": "void"}, {"title": "apple"}]}, ["apple", "a_b"]),
+        ({"status": "new", "or": [{"amount": 1}, {"amount": 3}]}, ["apple", "cherry"]),
+        ({"or": []}, []),
+    ],
+)
+async def test_filter_operators(db, filter_, expected):
+    await seed_orders(db, ROWS)
+    body = await db.ok("list", {"filter": filter_})
+    assert [r["title"] for r in body["data"]] == expected
+
+
+async def test_null_filters_match_null_rows_only(db):
+    await db.ok("create", {"values": {"title": "with"}})
+    await db.ok("update", {"id": 1, "values": {"status": None}})
+    await db.ok("create", {"values": {"title": "other"}})
+    assert [
+        r["title"] for r in (await db.ok("list", {"filter": {"status": None}}))["data"]
+    ] == ["with"]
+    assert [
+        r["title"]
+        for r in (await db.ok("list", {"filter": {"status": {"eq": None}}}))["data"]
+    ] == ["with"]
+    assert [
+        r["title"]
+        for r in (await db.ok("list", {"filter": {"status": {"ne": None}}}))["data"]
+    ] == ["other"]
+
+
+@pytest.mark.parametrize(
+    ("filter_", "path"),
+    [
+        ({"nope": 1}, "params.filter.nope"),
+        ({"amount": {"lt": None}}, "params.filter.amount.lt"),
+        ({"status": {"in": ["a", None]}}, "params.filter.status.in.1"),
+        ({"status": {"in": ["a"] * 1001}}, "params.filter.status.in"),
+        ({"status": {"like": "x"}}, "params.filter.status.like"),
+        ({"amount": {"contains": "1"}}, "params.filter.amount.contains"),
+        ({"amount": "x"}, "params.filter.amount"),
+        ({"status": ["a"]}, "params.filter.status"),
+        ({"or": {"status": "a"}}, "params.filter.or"),
+        ({"or": [{"nope": 1}]}, "params.filter.or.0.nope"),
+        ({"id": "abc"}, "params.filter.id"),
+        ({"title": {"isNull": "yes"}}, "params.filter.title.isNull"),
+        ({"title": {}}, "params.filter.title"),
+    ],
+)
+async def test_bad_filters_are_validation_failed(db, filter_, path):
+    status, body = await db.call("list", {"filter": filter_})
+    assert status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert path in [d["path"] for d in body["error"]["details"]]
+
+
+async def test_sort_pages_and_total(db):
+    for i in range(7):
+        await db.ok("create", {"values": {"title": f"t{i}", "status": "ab"[i % 2]}})
+
+    seen = []
+    for offset in range(0, 7, 3):
+        body = await db.ok(
+            "list",
+            {"sort": ["-status"], "limit": 3, "offset": offset, "withTotal": True},
+        )
+        seen += [(r["status"], r["id"]) for r in body["data"]]
+        assert body["meta"]["page"] == {
+            "limit": 3, "offset": offset, "hasMore": offset + 3 < 7, "total": 7,
+        }  # fmt: skip
+    assert seen == sorted(seen, key=lambda s: (-ord(s[0]), s[1]))
+    assert len({s[1] for s in seen}) == 7
+
+    past = await db.ok("list", {"offset": 100, "withTotal": True})
+    assert past["data"] == []
+    assert past["meta"]["page"]["total"] == 7
+    plain = await db.ok("list", {"limit": 7})
+    assert plain["meta"]["page"] == {"limit": 7, "offset": 0, "hasMore": False}
+
+
+async def test_fields_narrow_the_rows(db):
+    await db.ok("create", {"values": {"title": "a"}})
+    body = await db.ok("list", {"fields": ["title"]})
+    assert body["data"] == [{"id": 1, "title": "a"}]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 1001},
+        {"limit": 0},
+        {"limit": "10"},
+        {"offset": -1},
+        {"offset": 2**63},
+        {"sort": ["nope"]},
+        {"sort": ["title; DROP TABLE orders"]},
+        {"fields": ["nope"]},
+        {"fields": ['title" FROM x; --']},
+        {"unknown": 1},
+    ],
+)
+async def test_bad_list_params_are_rejected(db, params):
+    await db.ok("create", {"values": {"title": "kept"}})
+    status, body = await db.call("list", params)
+    assert status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert len((await db.ok("list"))["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"table": "Orders"},
+        {"table": "__lowcode_x"},
+        {"table": "a" * 64},
+        {"table": "orders; DROP SCHEMA public"},
+        {"table": "t", "fields": [{"name": "x", "type": "money"}]},
+        {"table": "t", "fields": [{"name": "x y", "type": "text"}]},
+        {"table": "t", "fields": [{"name": "id", "type": "boolean"}]},
+        {"table": "t", "fields": [{"name": "n", "type": "integer", "default": "x"}]},
+        {"table": "t", "indexes": [{"fields": ["missing"]}]},
+    ],
+)
+async def test_bad_definitions_are_rejected(db, definition):
+    status, body = await db.call(
+        "list", data_source={"type": "db", "name": "x", **definition}
+    )
+    assert status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert all(d["path"].startswith("dataSource") for d in body["error"]["details"])
+
+
+async def test_sql_in_strings_is_only_data(db):
+    evil = "'); DROP TABLE orders; --"
+    row = (await db.ok("create", {"values": {"title": evil}}))["data"]
+    assert row["title"] == evil
+    found = await db.ok("list", {"filter": {"title": {"contains": "DROP"}}})
+    assert [r["title"] for r in found["data"]] == [evil]
+
+
+async def test_uuid_and_string_primary_keys(db):
+    by_uuid = {"type": "db", "name": "u", "table": "u",
+               "fields": [{"name": "id", "type": "uuid"}, {"name": "v", "type": "text"}]}  # fmt: skip
+    row = (await db.ok("create", {"values": {"v": "a"}}, data_source=by_uuid))["data"]
+    assert len(row["id"]) == 36
+    assert (await db.ok("get", {"id": row["id"]}, data_source=by_uuid))["data"] == row
+    status, _ = await db.call("get", {"id": "nope"}, data_source=by_uuid)
+    assert status == 400
+
+    by_text = {"type": "db", "name": "s", "table": "s",
+               "fields": [{"name": "id", "type": "string"}, {"name": "v", "type": "text"}]}  # fmt: skip
+    status, body = await db.call("create", {"values": {"v": "a"}}, data_source=by_text)
+    assert status == 400 and body["error"]["details"][0]["path"] == "params.values.id"
+    row = await db.ok(
+        "create", {"values": {"id": "sku-1", "v": "a"}}, data_source=by_text
+    )
+    assert row["data"] == {"id": "sku-1", "v": "a"}
+    status, body = await db.call(
+        "create", {"values": {"id": "sku-1"}}, data_source=by_text
+    )
+    assert status == 409
+
+
+async def test_required_values_and_id_changes(db):
+    await db.ok("create", {"values": {"title": "a"}})
+    status, body = await db.call("update", {"id": 1, "values": {"title": None}})
+    assert status == 400
+    status, body = await db.call("update", {"id": 1, "values": {"id": 2}})
+    assert status == 400
+    assert ORDERS["name"] == "orders"
