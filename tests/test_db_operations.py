@@ -319,16 +319,24 @@ async def test_sql_in_strings_is_only_data(db):
 
 
 async def test_uuid_and_string_primary_keys(db):
-    by_uuid = {"type": "db", "name": "u", "table": "u",
-               "fields": [{"name": "id", "type": "uuid"}, {"name": "v", "type": "text"}]}  # fmt: skip
+    by_uuid = {
+        "type": "db",
+        "name": "u",
+        "table": "u",
+        "fields": [{"name": "id", "type": "uuid"}, {"name": "v", "type": "text"}],
+    }
     row = (await db.ok("create", {"values": {"v": "a"}}, data_source=by_uuid))["data"]
     assert len(row["id"]) == 36
     assert (await db.ok("get", {"id": row["id"]}, data_source=by_uuid))["data"] == row
     status, _ = await db.call("get", {"id": "nope"}, data_source=by_uuid)
     assert status == 400
 
-    by_text = {"type": "db", "name": "s", "table": "s",
-               "fields": [{"name": "id", "type": "string"}, {"name": "v", "type": "text"}]}  # fmt: skip
+    by_text = {
+        "type": "db",
+        "name": "s",
+        "table": "s",
+        "fields": [{"name": "id", "type": "string"}, {"name": "v", "type": "text"}],
+    }
     status, body = await db.call("create", {"values": {"v": "a"}}, data_source=by_text)
     assert status == 400 and body["error"]["details"][0]["path"] == "params.values.id"
     row = await db.ok(
