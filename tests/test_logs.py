@@ -1,0 +1,43 @@
+"""Log formats and levels of API.md section 7."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from lowcode_runtime import context
+from lowcode_runtime.logs import logger, setup_logging
+
+
+def test_json_lines_have_the_contract_fields():
+    stream = io.StringIO()
+    setup_logging("info", "json", stream=stream)
+    tokens = context.trace_id_var.set("t-1"), context.request_id_var.set("r-1")
+    try:
+        logger.bind(event="demo.event", answer=42).info("hello")
+    finally:
+        context.trace_id_var.reset(tokens[0])
+        context.request_id_var.reset(tokens[1])
+        setup_logging("warning", "json")
+
+    line = json.loads(stream.getvalue())
+    assert {k: line[k] for k in ("level", "message", "event", "traceId", "requestId", "answer")} \
+        == {"level": "info", "message": "hello", "event": "demo.event", "traceId": "t-1",
+            "requestId": "r-1", "answer": 42}
+    assert line["time"].endswith("+00:00")
+
+
+def test_level_filters_and_pretty_is_for_people():
+    stream = io.StringIO()
+    setup_logging("warning", "pretty", stream=stream)
+    try:
+        logger.info("quiet")
+        logger.bind(event="demo.warn", key="value").warning("loud Bearer abc.def")
+    finally:
+        setup_logging("warning", "json")
+
+    text = stream.getvalue()
+    assert "quiet" not in text
+    assert "loud" in text and "demo.warn" in text and "key=value" in text
+    assert "abc.def" not in text, "pretty lines are masked too"
+    assert not text.lstrip().startswith("{")
