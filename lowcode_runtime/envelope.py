@@ -44,5 +44,7 @@ def ok_response(
 
 
 def error_response(request: web.Request, error: RuntimeBackendError) -> web.Response:
-    body = {"ok": False, "error": error.to_dict(), "meta": base_meta(request)}
+    # An error may add to meta (the rest plugin sets ``redacted`` on an echoed secret).
+    meta = {**base_meta(request), **(getattr(error, "meta", None) or {})}
+    body = {"ok": False, "error": error.to_dict(), "meta": meta}
     return web.json_response(body, status=error.status, dumps=_dumps)
