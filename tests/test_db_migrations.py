@@ -1,0 +1,312 @@
+"""Migrations of 6.2-6.4: computed from the catalog, applied once under a lock, logged; the warm
+path sends one statement; destructive changes blocked or attempted; seeds applied once."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import psycopg2
+import pytest
+
+from lowcode_db.pool import STATEMENTS
+from lowcode_db.tenancy import schema_name
+from tests.fixtures.database import ORDERS
+
+
+def query(database_url, text, params=()):
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(text, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def columns(database_url, project, table="orders"):
+    rows = query(
+        database_url,
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s",
+        (schema_name(project), table),
+    )
+    return {name: (kind, nullable == "NO") for name, kind, nullable in rows}
+
+
+def log(database_url, project):
+    return query(
+        database_url,
+        f'SELECT statement, outcome, error, checksum, data_source FROM "{schema_name(project)}"'
+        '."__lowcode_migrations_log" ORDER BY id',
+    )
+
+
+def with_fields(*extra, drop=()):
+    definition = copy.deepcopy(ORDERS)
+    definition["fields"] = [f for f in definition["fields"] if f["name"] not in drop]
+    definition["fields"] += list(extra)
+    return definition
+
+
+async def test_first_call_migrates_and_logs_each_statement(db, database_url):
+    await db.ok("list")
+
+    rows = log(database_url, db.project)
+    statements = [r[0] for r in rows]
+    assert statements[0].startswith(
+        f'CREATE SCHEMA IF NOT EXISTS "{schema_name(db.project)}"'
+    )
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
+    assert sum(s.startswith("CREATE INDEX IF NOT EXISTS") for s in statements) == 1
+    assert (
+        sum(s.startswith("CREATE UNIQUE INDEX IF NOT EXISTS") for s in statements) == 1
+    )
+    assert {r[1] for r in rows} == {"applied"}
+    assert {r[4] for r in rows} == {"orders"}
+    assert len({r[3] for r in rows}) == 1
+    assert all(f'"{schema_name(db.project)}"' in s for s in statements)
+    assert columns(database_url, db.project)["title"] == ("character varying", True)
+
+
+async def test_warm_calls_send_one_statement(db):
+    await db.ok("create", {"values": {"title": "warm"}})
+
+    for operation, params in [
+        (
+            "list",
+            {"withTotal": True, "filter": {"or": [{"title": "warm"}, {"status": "x"}]}},
+        ),
+        ("list", {}),
+        ("get", {"id": 1}),
+        ("create", {"values": {"title": "second"}}),
+        ("update", {"id": 1, "values": {"status": "paid"}}),
+        ("delete", {"id": 2}),
+    ]:
+        before = STATEMENTS.count
+        await db.ok(operation, params)
+        assert STATEMENTS.count - before == 1, operation
+
+
+async def test_another_process_sees_the_logged_checksum_and_runs_no_ddl(
+    make_db_client, database_url
+):
+    first = await make_db_client()
+    await first.ok("list")
+    entries = len(log(database_url, first.project))
+
+    second = await make_db_client()  # a new app: a process that has not seen it applied
+    await second.ok("list")
+    assert len(log(database_url, first.project)) == entries
+    before = STATEMENTS.count
+    await second.ok("list")
+    assert STATEMENTS.count - before == 1
+
+
+async def test_twenty_concurrent_first_calls_migrate_once(make_db_client, database_url):
+    clients = [await make_db_client(database_pool_max=5) for _ in range(4)]
+    calls = [c.call("create", {"values": {"title": f"c{i}"}})
+             for i in range(20) for c in [clients[i % 4]]]  # fmt: skip
+    results = await asyncio.gather(*calls)
+
+    assert [status for status, _ in results] == [200] * 20
+    statements = [r[0] for r in log(database_url, clients[0].project)]
+    assert sum(s.startswith("CREATE TABLE") for s in statements) == 1
+    assert len((await clients[0].ok("list"))["data"]) == 20
+
+
+async def test_added_fields_and_indexes_are_migrated(db, database_url):
+    await db.ok("create", {"values": {"title": "old"}})
+    changed = with_fields({"name": "note", "type": "text"}, drop=("status",))
+    changed["indexes"] = [{"fields": ["note"], "name": "by_note"}]
+
+    row = (await db.ok("create", {"values": {"title": "new", "note": "n"}},
+                       data_source=changed))["data"]  # fmt: skip
+    assert row["note"] == "n"
+    assert "status" not in row
+    assert "status" in columns(database_url, db.project)  # dropped fields stay
+    statements = [r[0] for r in log(database_url, db.project)]
+    assert any("ADD COLUMN IF NOT EXISTS" in s and '"note"' in s for s in statements)
+    assert any('"by_note"' in s for s in statements)
+
+
+async def test_destructive_changes_are_blocked(db, database_url):
+    await db.ok("create", {"values": {"title": "has rows"}})
+    changed = with_fields({"name": "code", "type": "string", "required": True})
+    for field in changed["fields"]:
+        if field["name"] == "amount":
+            field["type"] = "integer"
+        if field["name"] == "status":
+            field["required"] = True
+
+    status, body = await db.call("list", data_source=changed)
+    assert status == 409
+    assert body["error"]["code"] == "MIGRATION_BLOCKED"
+    changes = " | ".join(d["change"] for d in body["error"]["details"])
+    assert len(body["error"]["details"]) == 3
+    assert (
+        "orders.code" in changes
+        and "orders.amount" in changes
+        and "orders.status" in changes
+    )
+
+    cols = columns(database_url, db.project)
+    assert "code" not in cols
+    assert cols["amount"] == ("numeric", False)
+    assert cols["status"][1] is False
+    assert {r[1] for r in log(database_url, db.project)[-3:]} == {"blocked"}
+
+    status_body = await (
+        await db.client.get(f"/preview/status/{db.project}", headers=AUTH)
+    ).json()
+    assert status_body["data"]["status"] == "blocked"
+    assert "orders.code" in status_body["data"]["lastError"]
+
+    assert (await db.ok("list"))["data"][0][
+        "title"
+    ] == "has rows"  # old definition still works
+
+
+async def test_required_field_on_an_empty_table_is_not_destructive(db, database_url):
+    await db.ok("list")
+    changed = with_fields({"name": "code", "type": "string", "required": True})
+    await db.ok("list", data_source=changed)
+    assert columns(database_url, db.project)["code"] == ("character varying", True)
+
+
+async def test_allowed_destructive_change_that_postgres_rejects_fails_cleanly(
+    make_db_client, database_url
+):
+    db = await make_db_client(allow_destructive_migrations=True)
+    await db.ok("create", {"values": {"title": "x", "status": "not a number"}})
+    changed = with_fields({"name": "extra", "type": "text"})
+    for field in changed["fields"]:
+        if field["name"] == "status":
+            field.update(type="integer", default=0)
+
+    status, body = await db.call("list", data_source=changed)
+    assert status == 500
+    assert body["error"]["code"] == "MIGRATION_FAILED"
+    assert "not a number" not in str(body)
+    cols = columns(database_url, db.project)
+    assert "extra" not in cols
+    assert cols["status"] == ("character varying", False)
+    assert log(database_url, db.project)[-1][1] == "failed"
+    assert (await db.ok("list"))["data"][0]["status"] == "not a number"
+
+
+async def test_allowed_destructive_changes_are_applied(make_db_client, database_url):
+    db = await make_db_client(allow_destructive_migrations=True)
+    await db.ok("create", {"values": {"title": "x", "amount": "2"}})
+    changed = with_fields()
+    for field in changed["fields"]:
+        if field["name"] == "amount":
+            field.update(type="integer", required=True)
+
+    row = (await db.ok("list", data_source=changed))["data"][0]
+    assert row["amount"] == 2
+    assert columns(database_url, db.project)["amount"] == ("bigint", True)
+
+
+async def test_unique_index_over_duplicates_fails_and_leaves_nothing(db, database_url):
+    await db.ok("create", {"values": {"title": "a", "status": "dup-secret"}})
+    await db.ok("create", {"values": {"title": "b", "status": "dup-secret"}})
+    changed = with_fields({"name": "extra", "type": "text"})
+    changed["indexes"].append(
+        {"fields": ["status"], "unique": True, "name": "one_status"}
+    )
+
+    status, body = await db.call("list", data_source=changed)
+    assert status == 500
+    assert body["error"]["code"] == "MIGRATION_FAILED"
+    assert (
+        "orders" in body["error"]["message"]
+        and "one_status" in body["error"]["message"]
+    )
+    assert "dup-secret" not in str(body)
+    assert "extra" not in columns(database_url, db.project)
+
+
+SEEDED = {
+    **ORDERS,
+    "indexes": [],
+    "seeds": [{"title": "First", "amount": "9.90"}, {"id": 100, "title": "Hundred"}],
+}
+
+
+async def test_seeds_are_applied_once_per_set(make_db_client, database_url):
+    db = await make_db_client(apply_seeds=True)
+    rows = (await db.ok("list", data_source=SEEDED))["data"]
+    assert sorted(r["title"] for r in rows) == ["First", "Hundred"]
+
+    again = await make_db_client(apply_seeds=True)  # another process, same set
+    assert len((await again.ok("list", data_source=SEEDED))["data"]) == 2
+
+    changed = {**SEEDED, "seeds": [*SEEDED["seeds"], {"title": "Third"}]}
+    titles = sorted(
+        r["title"] for r in (await again.ok("list", data_source=changed))["data"]
+    )
+    assert titles == [
+        "First",
+        "First",
+        "Hundred",
+        "Third",
+    ]  # rows with an id are not repeated
+    log_rows = query(
+        database_url,
+        f'SELECT table_name, rows_inserted FROM "{schema_name(db.project)}".__lowcode_seeds_log '
+        "ORDER BY id",
+    )
+    assert log_rows == [("orders", 2), ("orders", 2)]
+
+    created = await again.ok(
+        "create", {"values": {"title": "after"}}, data_source=changed
+    )
+    assert created["data"]["id"] > 100
+
+
+async def test_bad_seeds_are_validation_failed(make_db_client):
+    db = await make_db_client(apply_seeds=True)
+    bad = {**ORDERS, "seeds": [{"title": "ok"}, {"amount": "x"}]}
+    status, body = await db.call("list", data_source=bad)
+    assert status == 400
+    paths = {d["path"] for d in body["error"]["details"]}
+    assert paths == {"dataSource.seeds.1.amount", "dataSource.seeds.1.title"}
+
+
+async def test_seeds_are_never_applied_while_the_flag_is_false(db, database_url):
+    assert (await db.ok("list", data_source=SEEDED))["data"] == []
+    count = query(
+        database_url,
+        f'SELECT count(*) FROM "{schema_name(db.project)}".__lowcode_seeds_log',
+    )
+    assert count == [(0,)]
+
+
+@pytest.fixture
+def hooks_seen():
+    return []
+
+
+async def test_migration_hook_and_metric(
+    make_client, database_url, project_id, hooks_seen
+):
+    from lowcode_runtime import hookimpl
+    from lowcode_runtime.metrics import MIGRATIONS
+
+    class Recorder:
+        @hookimpl
+        def migration_applied(self, project_id, data_source, statements, outcome):
+            hooks_seen.append((project_id, data_source, outcome, len(statements)))
+
+    client = await make_client(
+        database_url=database_url, extra_plugins=(("rec", Recorder()),)
+    )
+    before = MIGRATIONS.labels(outcome="applied")._value.get()
+    response = await client.post(
+        f"/v1/projects/{project_id}/datasources/execute",
+        json={"dataSource": ORDERS, "operation": "list", "params": {}},
+        headers=AUTH,
+    )
+    assert response.status == 200
+    assert hooks_seen and hooks_seen[0][:3] == (project_id, "orders", "applied")
+    assert MIGRATIONS.labels(outcome="applied")._value.get() == before + 1
+
+
+from tests.conftest import AUTH  # noqa: E402
