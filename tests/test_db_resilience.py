@@ -1,0 +1,150 @@
+"""Deadlines and an absent database: statements cancelled on the server, DB_UNAVAILABLE
+instead of a hang, and recovery without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import psycopg2
+import pytest
+
+from lowcode_db.tenancy import schema_name
+from tests.conftest import AUTH
+
+
+async def test_deadline_cancels_the_statement_on_the_server(
+    make_db_client, database_url
+):
+    db = await make_db_client(request_timeout_ms=700, database_pool_max=1)
+    row = (await db.ok("create", {"values": {"title": "locked"}}))["data"]
+
+    holder = psycopg2.connect(database_url)
+    try:
+        cursor = holder.cursor()
+        cursor.execute(
+            f'SELECT * FROM "{schema_name(db.project)}".orders WHERE id = %s FOR UPDATE',
+            (row["id"],),
+        )
+        status, body = await db.call(
+            "update", {"id": row["id"], "values": {"status": "x"}}
+        )
+        assert status == 504
+        assert body["error"]["code"] == "TIMEOUT"
+
+        await asyncio.sleep(0.3)
+        watcher = psycopg2.connect(database_url)
+        watcher.autocommit = True
+        with watcher.cursor() as check:
+            check.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                "AND query LIKE 'UPDATE%%' AND query LIKE %s",
+                (f"%{schema_name(db.project)}%",),
+            )
+            assert check.fetchone()[0] == 0
+        watcher.close()
+    finally:
+        holder.rollback()
+        holder.close()
+
+    # The pool's only connection came back healthy: the next call works at once.
+    got = await db.ok("get", {"id": row["id"]})
+    assert got["data"]["status"] == "new"
+
+
+class Proxy:
+    """A TCP relay in front of the real PostgreSQL that the test can cut and restore."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.links):
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.links |= {writer, up_writer}
+
+        async def pipe(src, dst):
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def tcp_target(database_url: str) -> tuple[str, int, str]:
+    params = psycopg2.extensions.parse_dsn(database_url)
+    host = params.get("host", "")
+    if not host or host.startswith("/"):
+        pytest.skip("the test database is reached over a unix socket")
+    return host, int(params.get("port", 5432)), params.get("dbname", "postgres")
+
+
+async def test_database_that_goes_away_and_comes_back(make_db_client, database_url):
+    host, port, dbname = tcp_target(database_url)
+    proxy = Proxy(host, port)
+    await proxy.start()
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{dbname}"
+    db = await make_db_client(database_url=url)
+    await db.ok("create", {"values": {"title": "before"}})
+    assert (await db.client.get("/ready")).status == 200
+
+    await proxy.stop()
+    status, body = await asyncio.wait_for(db.call("list"), 15)
+    assert status == 503
+    assert body["error"]["code"] == "DB_UNAVAILABLE"
+    assert "postgres@" not in str(body)
+    ready = await db.client.get("/ready")
+    assert ready.status == 503
+
+    await proxy.start()
+    assert (await db.client.get("/ready")).status == 200
+    assert [r["title"] for r in (await db.ok("list"))["data"]] == ["before"]
+    await proxy.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_unreachable_database_still_starts(make_client, project_id):
+    client = await make_client(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    )
+    ready = await client.get("/ready")
+    assert ready.status == 503
+    assert (await ready.json())["error"]["code"] == "DB_UNAVAILABLE"
+
+    response = await client.post(
+        f"/v1/projects/{project_id}/datasources/execute",
+        json={
+            "dataSource": {"type": "db", "name": "t", "table": "t"},
+            "operation": "list",
+        },
+        headers=AUTH,
+    )
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "DB_UNAVAILABLE"
+    status = await client.get(f"/preview/status/{project_id}", headers=AUTH)
+    assert status.status == 503
