@@ -1,4 +1,4 @@
-"""The end-to-end example of docs/rest.md, run as written: same files, settings, requests, answers."""
+"""The example of docs/rest.md, run as written: same files, settings, requests, answers."""
 
 from __future__ import annotations
 
