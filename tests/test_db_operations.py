@@ -131,6 +131,7 @@ async def test_json_rules_of_each_type(db):
 
 async def test_non_finite_numbers_in_the_table_become_strings(db, database_url):
     import psycopg2
+
     from lowcode_db.tenancy import schema_name
 
     row = (await db.ok("create", {"values": {"label": "n"}}, data_source=TYPED))["data"]

@@ -7,8 +7,8 @@ import uuid
 
 import psycopg2
 import pytest
-from lowcode_db.tenancy import schema_name, slugify
 
+from lowcode_db.tenancy import schema_name, slugify
 from lowcode_runtime.errors import ValidationFailed
 from tests.fixtures.database import drop_project_schema
 
