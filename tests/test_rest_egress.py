@@ -6,14 +6,16 @@ import ipaddress
 import socket
 import time
 
+import aiohttp
 import pytest
+
+from lowcode_rest.client import RestClient, egress_cause
 from lowcode_rest.egress import (
     EgressDenied,
     EgressPolicy,
     EgressResolver,
     parse_ip_literal,
 )
-
 from lowcode_runtime import events
 from tests.fixtures.upstream import Recorder, Upstream, build_upstream, execute
 
@@ -251,3 +253,22 @@ async def test_every_answer_of_a_rebinding_name_is_checked():
     assert [r["host"] for r in first] == ["93.184.216.34"]
     with pytest.raises(EgressDenied):
         await resolver.resolve("rebind.test", 80)
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "2130706433", "0x7f000001", "[::ffff:127.0.0.1]"]
+)
+async def test_the_session_itself_refuses_without_the_plugins_pre_check(
+    make_settings, upstream, host
+):
+    """The checks sit where aiohttp connects: a request sent straight through the session,
+    skipping the plugin's own URL check, is refused before any connection too."""
+    client = RestClient(make_settings())
+    try:
+        with pytest.raises(aiohttp.ClientError) as raised:
+            await client.session.get(f"http://{host}:{upstream.port}/json")
+    finally:
+        await client.close()
+
+    assert isinstance(egress_cause(raised.value), EgressDenied)
+    assert upstream.requests == []

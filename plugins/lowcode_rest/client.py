@@ -171,13 +171,10 @@ class _Request:
     async def __aenter__(self) -> aiohttp.ClientResponse:
         try:
             return await self.context.__aenter__()
-        except EgressDenied as e:
-            raise _blocked(e) from None
-        except aiohttp.ClientConnectorError as e:
-            if isinstance(e.os_error, EgressDenied):
-                raise _blocked(e.os_error) from None
-            raise self._unreachable(e) from None
         except (aiohttp.ClientError, OSError) as e:
+            denied = egress_cause(e)
+            if denied is not None:
+                raise _blocked(denied) from None
             raise self._unreachable(e) from None
 
     async def __aexit__(self, *exc: object) -> None:
@@ -197,6 +194,22 @@ class _Request:
         return errors.UpstreamUnreachable(
             f"cannot reach upstream host {self.host!r}: {what}"
         )
+
+
+def egress_cause(error: BaseException) -> EgressDenied | None:
+    """The egress refusal behind an aiohttp error (it wraps what its resolver or a middleware
+    raised: as ``os_error`` of a connector error, or as the cause of a ``ClientOSError``)."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, EgressDenied):
+            return seen
+        os_error = getattr(seen, "os_error", None)
+        if isinstance(os_error, EgressDenied):
+            return os_error
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
