@@ -141,6 +141,16 @@ class Service:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.records() if r.get("event") == name]
 
+    async def wait_for_events(
+        self, name: str, count: int, timeout: float = 20.0
+    ) -> None:
+        """Until ``count`` lines of event ``name`` were logged (each worker logs its own)."""
+        deadline = time.monotonic() + timeout
+        while len(self.events(name)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} {name} lines:\n{self.text()}")
+            await asyncio.sleep(0.1)
+
 
 def install_slow_plugin(target: Path) -> Path:
     """Install the test plugin distribution into ``target``; put it on PYTHONPATH to load it.
@@ -197,6 +207,8 @@ def start_service(tmp_path, database_url):
         service = Service(tmp_path, clean_environ(**values), args).start()
         started.append(service)
         await service.wait_healthy()
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        await service.wait_for_events("service.started", workers)
         return service
 
     yield start
