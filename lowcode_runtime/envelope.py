@@ -45,6 +45,6 @@ def ok_response(
 
 def error_response(request: web.Request, error: RuntimeBackendError) -> web.Response:
     # An error may add to meta (the rest plugin sets ``redacted`` on an echoed secret).
-    meta = {**base_meta(request), **(getattr(error, "meta", None) or {})}
+    meta = {**base_meta(request), **(error.meta or {})}
     body = {"ok": False, "error": error.to_dict(), "meta": meta}
     return web.json_response(body, status=error.status, dumps=_dumps)

@@ -16,6 +16,8 @@ class RuntimeBackendError(Exception):
     code: str = "INTERNAL"
     status: int = 500
     default_message: str = "internal error"
+    # Merged into the envelope's ``meta`` (e.g. ``redacted`` when a secret was masked).
+    meta: dict[str, Any] | None = None
 
     def __init__(self, message: str | None = None, details: Any = None) -> None:
         self.message = message or self.default_message

@@ -38,7 +38,7 @@ async def handle(call: Call) -> Result:
     except errors.RuntimeBackendError as e:
         e.message = redactor.text(e.message)  # a host name in the text may be a secret
         if redactor.redacted:
-            e.meta = {**(getattr(e, "meta", None) or {}), "redacted": True}
+            e.meta = {**(e.meta or {}), "redacted": True}
         raise
     return to_result(answer, definition["responseType"], redactor)
 

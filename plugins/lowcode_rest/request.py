@@ -142,7 +142,7 @@ def _entry_value(template: Any, ctx: Context, path: str) -> list[str] | None:
 
 
 def _add_query(url: URL, query: dict[str, Any], ctx: Context) -> URL:
-    pairs = []
+    pairs: list[str] = []
     for key, template in query.items():
         items = template if isinstance(template, list) else [template]
         for item in items:

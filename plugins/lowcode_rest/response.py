@@ -106,5 +106,6 @@ def upstream_status(
     error = errors.UpstreamStatus(
         f"the upstream answered HTTP {answer.status}", details
     )
-    error.meta = {"redacted": True} if redactor.redacted else {}  # type: ignore[attr-defined]
+    if redactor.redacted:
+        error.meta = {"redacted": True}
     return error
