@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import psycopg2
 import pytest
+from aiohttp import web
 from psycopg2 import sql
 
 from tests.conftest import AUTH
@@ -175,3 +176,56 @@ async def test_processes_migrating_one_new_project_at_once_apply_it_once(
         connection.close()
     assert counts, "no migration was logged"
     assert set(counts.values()) == {1}, counts
+
+
+async def test_processes_on_one_redis_fetch_a_projects_secrets_once(
+    start_service, aiohttp_server
+):
+    fetched: list[str] = []
+
+    async def secrets_api(request: web.Request) -> web.Response:
+        fetched.append(request.match_info["project"])
+        return web.json_response({"secrets": {"ORDERS_TOKEN": "orders-token-5f1c2b9e"}})
+
+    async def upstream(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "authorized": request.headers.get("Authorization")
+                == "Bearer orders-token-5f1c2b9e"
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/internal/projects/{project}/secrets/runtime", secrets_api)
+    app.router.add_get("/orders", upstream)
+    server = await aiohttp_server(app)
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "API_BASE_URL": f"http://127.0.0.1:{server.port}",
+        "API_SERVICE_ID": "runtime-backend",
+        "API_SERVICE_SECRET": "service-secret-0a9d",
+        "RUNTIME_BACKEND_EGRESS_ALLOW": "127.0.0.1",
+    }
+    services = [await start_service(**env), await start_service(**env)]
+    project = f"sec-{uuid.uuid4().hex[:12]}"
+    call = {
+        "dataSource": {
+            "type": "rest",
+            "name": "orders",
+            "method": "GET",
+            "url": f"http://127.0.0.1:{server.port}/orders",
+            "headers": {"Authorization": "Bearer {{ secrets.ORDERS_TOKEN }}"},
+        },
+        "operation": "request",
+        "params": {},
+    }
+
+    for i in range(4):
+        async with aiohttp.ClientSession(headers=AUTH) as session:
+            url = f"{services[i % 2].url}/v1/projects/{project}/datasources/execute"
+            async with session.post(url, json=call) as response:
+                body = await response.json()
+                assert response.status == 200, body
+                assert body["data"] == {"authorized": True}
+
+    assert fetched == [project]
