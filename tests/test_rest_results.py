@@ -106,6 +106,16 @@ async def test_head_request_gives_null(rest_client, upstream):
     assert body["meta"]["upstream"]["headers"]["x-total-count"] == "2"
 
 
+async def test_head_of_a_large_resource_is_not_too_large(make_client, upstream):
+    client = await make_client(egress_allow=("127.0.0.1",), rest_max_response_bytes=5)
+    response, body = await execute(
+        client, {"url": upstream.url("/json"), "method": "HEAD"}
+    )
+
+    assert response.status == 200, body
+    assert body["data"] is None
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_compressed_bodies_are_decoded(rest_client, upstream, encoding):
     response, body = await execute(

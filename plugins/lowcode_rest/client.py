@@ -218,12 +218,12 @@ async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
     aiohttp decodes gzip/deflate incrementally in bounded steps, so counting what comes out of
     ``content`` counts decoded bytes while memory stays near the limit.
     """
-    if response.content_length is not None and not response.headers.get(
-        "Content-Encoding"
-    ):
-        if response.content_length > limit:
-            response.close()
-            raise _too_large(limit)
+    # A declared length over the limit fails at once (not for HEAD, which has no body).
+    declared = response.content_length
+    plain = "Content-Encoding" not in response.headers and response.method != "HEAD"
+    if plain and declared is not None and declared > limit:
+        response.close()
+        raise _too_large(limit)
 
     chunks, total = [], 0
     async for chunk in response.content.iter_any():
