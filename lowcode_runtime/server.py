@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -52,7 +52,14 @@ def serve(
         workers=workers,
     ).info(f"lowcode-runtime starting with {workers} worker(s)")
 
-    with _database(settings, pm) as settings:
+    with ExitStack() as stack:
+        try:
+            settings = stack.enter_context(_database(settings, pm))
+        except Exception as e:
+            logger.bind(event=events.DB_UNAVAILABLE).opt(exception=e).error(
+                "the embedded PostgreSQL did not start; set DATABASE_URL to use another one"
+            )
+            return 1
         if workers == 1:
             code = asyncio.run(_serve_one(settings, pm, grace_s))
         else:

@@ -10,9 +10,11 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.conftest import AUTH
+from tests.conftest import AUTH, TOKEN
 from tests.data import service as service_fixtures
 from tests.data.service import (
+    Service,
+    clean_environ,
     db_plugin_installed,
     free_port,
 )
@@ -172,3 +174,19 @@ async def test_unreachable_database_starts_not_ready_then_recovers(
     finally:
         service.kill()
         await forwarder.close()
+
+
+async def test_embedded_postgres_that_cannot_start_stops_start_up_with_exit_1(tmp_path):
+    if not db_plugin_installed():
+        pytest.skip("the db plugin is not installed")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = clean_environ(
+        RUNTIME_BACKEND_AUTH_TOKEN=TOKEN, LOWCODE_DATA_DIR=str(blocker / "data")
+    )
+    service = Service(tmp_path, env).start()
+    try:
+        assert await service.wait_exit(timeout=20) == 1
+    finally:
+        service.kill()
+    assert "set DATABASE_URL" in service.events("db.unavailable")[0]["message"]
