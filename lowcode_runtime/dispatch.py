@@ -98,7 +98,9 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
 
     # Both parts are checked before answering, so the caller sees every violation at once.
     problems: list[dict[str, str]] = []
-    loaded_definition = _collect(ds_type.definition_schema, definition, "dataSource", problems)
+    loaded_definition = _collect(
+        ds_type.definition_schema, definition, "dataSource", problems
+    )
     loaded_params = _collect(params_schema, loaded["params"], "params", problems)
     if problems:
         raise errors.ValidationFailed.from_details(problems)

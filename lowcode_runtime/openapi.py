@@ -96,7 +96,10 @@ def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str
     added: set[type] = set()
     for type_name, registered in sorted(registry.items()):
         named = [(f"{type_name}Definition", registered.type.definition_schema)]
-        named += [(f"{type_name}_{op}Params", p) for op, p in registered.type.operations.items()]
+        named += [
+            (f"{type_name}_{op}Params", p)
+            for op, p in registered.type.operations.items()
+        ]
         for name, instance in named:
             if type(instance) not in added:
                 added.add(type(instance))

@@ -39,7 +39,9 @@ def make_client(aiohttp_client, make_settings) -> Callable[..., Awaitable[Any]]:
         **overrides: Any,
     ):
         settings = settings or make_settings(**overrides)
-        pm = build_plugin_manager(load_entry_points=load_entry_points, extra_plugins=extra_plugins)
+        pm = build_plugin_manager(
+            load_entry_points=load_entry_points, extra_plugins=extra_plugins
+        )
         return await aiohttp_client(create_app(settings, pm))
 
     return make

@@ -45,8 +45,12 @@ class EchoPlugin:
             DataSourceType(
                 name="echo",
                 definition_schema=EchoDefinition(),
-                operations={"echo": EchoParams(), "sleep": SleepParams(), "leak": EchoParams(),
-                            "crash": NoParams()},
+                operations={
+                    "echo": EchoParams(),
+                    "sleep": SleepParams(),
+                    "leak": EchoParams(),
+                    "crash": NoParams(),
+                },
                 handler=self.handle,
             )
         ]
@@ -65,7 +69,9 @@ class EchoPlugin:
             # A plugin that logs and fails with a secret in every text it can reach.
             secret = str(call.params["value"])
             register_secret(secret)
-            logger.bind(event="test.leak", secretField=secret).info(f"got secret {secret}")
+            logger.bind(event="test.leak", secretField=secret).info(
+                f"got secret {secret}"
+            )
             raise RuntimeError(f"failure carrying {secret}")
         if call.operation == "crash":
             raise ZeroDivisionError("boom")
@@ -80,7 +86,9 @@ class DuplicateEcho:
     def register_datasource_types(self) -> list[DataSourceType]:
         return [
             DataSourceType(
-                name="echo", definition_schema=EchoDefinition(), operations={},
+                name="echo",
+                definition_schema=EchoDefinition(),
+                operations={},
                 handler=EchoPlugin().handle,
             )
         ]
@@ -96,7 +104,9 @@ def write_distribution(
     (site / f"{module}.py").write_text(textwrap.dedent(source))
     info = site / f"{dist_name.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n"
+    )
     (info / "entry_points.txt").write_text(
         f"[lowcode_runtime.plugins]\n{entry_name or module} = {module}\n"
     )

@@ -15,7 +15,10 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "PYTHONPATH")}
     return subprocess.run(
         [sys.executable, "-m", "lowcode_runtime", *args],
-        env={**clean, **env}, capture_output=True, text=True, timeout=60,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -23,11 +26,16 @@ def test_defaults_match_the_contract():
     settings = load_settings({})
     assert settings == Settings()
     assert (settings.port, settings.host, settings.log_level, settings.log_format) == (
-        3001, "0.0.0.0", "info", "json"
+        3001,
+        "0.0.0.0",
+        "info",
+        "json",
     )
     assert settings.rate_limit_max == 300 and settings.rate_limit_window_ms == 60000
     assert settings.request_timeout_ms == 30000 and settings.body_limit_bytes == 1048576
-    assert settings.cors_origins == ("*",) and settings.rest_max_response_bytes == 10485760
+    assert (
+        settings.cors_origins == ("*",) and settings.rest_max_response_bytes == 10485760
+    )
     assert settings.database_pool_max == 10 and settings.secrets_cache_ttl_ms == 60000
     assert settings.secrets_api_timeout_ms == 5000
     assert not settings.allow_destructive_migrations and not settings.apply_seeds
@@ -35,34 +43,64 @@ def test_defaults_match_the_contract():
 
 def test_every_contract_variable_is_known():
     expected = {
-        "PORT", "HOST", "LOG_LEVEL", "LOG_FORMAT", "RUNTIME_BACKEND_AUTH_TOKEN",
-        "RUNTIME_BACKEND_RATE_LIMIT_MAX", "RUNTIME_BACKEND_RATE_LIMIT_WINDOW_MS",
-        "RUNTIME_BACKEND_REQUEST_TIMEOUT_MS", "RUNTIME_BACKEND_BODY_LIMIT_BYTES",
-        "RUNTIME_BACKEND_CORS_ORIGINS", "RUNTIME_BACKEND_TRUSTED_PROXIES",
-        "RUNTIME_BACKEND_EGRESS_ALLOW", "RUNTIME_BACKEND_REST_MAX_RESPONSE_BYTES", "REDIS_URL",
-        "DATABASE_URL", "DATABASE_POOL_MAX", "PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS",
-        "PREVIEW_APPLY_SEEDS", "API_BASE_URL", "API_SERVICE_ID", "API_SERVICE_SECRET",
-        "SECRETS_CACHE_TTL_MS", "SECRETS_API_TIMEOUT_MS", "SECRETS_FILE",
+        "PORT",
+        "HOST",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "RUNTIME_BACKEND_AUTH_TOKEN",
+        "RUNTIME_BACKEND_RATE_LIMIT_MAX",
+        "RUNTIME_BACKEND_RATE_LIMIT_WINDOW_MS",
+        "RUNTIME_BACKEND_REQUEST_TIMEOUT_MS",
+        "RUNTIME_BACKEND_BODY_LIMIT_BYTES",
+        "RUNTIME_BACKEND_CORS_ORIGINS",
+        "RUNTIME_BACKEND_TRUSTED_PROXIES",
+        "RUNTIME_BACKEND_EGRESS_ALLOW",
+        "RUNTIME_BACKEND_REST_MAX_RESPONSE_BYTES",
+        "REDIS_URL",
+        "DATABASE_URL",
+        "DATABASE_POOL_MAX",
+        "PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS",
+        "PREVIEW_APPLY_SEEDS",
+        "API_BASE_URL",
+        "API_SERVICE_ID",
+        "API_SERVICE_SECRET",
+        "SECRETS_CACHE_TTL_MS",
+        "SECRETS_API_TIMEOUT_MS",
+        "SECRETS_FILE",
     }
     assert set(variables()) == expected
 
 
 def test_values_are_parsed():
-    settings = load_settings({
-        "PORT": "8080", "PREVIEW_APPLY_SEEDS": "true", "RUNTIME_BACKEND_CORS_ORIGINS": "a, b",
-        "RUNTIME_BACKEND_TRUSTED_PROXIES": "10.0.0.0/8,::1", "LOG_LEVEL": "debug",
-    })
+    settings = load_settings(
+        {
+            "PORT": "8080",
+            "PREVIEW_APPLY_SEEDS": "true",
+            "RUNTIME_BACKEND_CORS_ORIGINS": "a, b",
+            "RUNTIME_BACKEND_TRUSTED_PROXIES": "10.0.0.0/8,::1",
+            "LOG_LEVEL": "debug",
+        }
+    )
     assert settings.port == 8080 and settings.apply_seeds is True
     assert settings.cors_origins == ("a", "b")
     assert settings.trusted_proxies == ("10.0.0.0/8", "::1")
 
 
-@pytest.mark.parametrize("name,value", [
-    ("PORT", "abc"), ("PORT", "70000"), ("RUNTIME_BACKEND_RATE_LIMIT_MAX", "-1"),
-    ("LOG_LEVEL", "loud"), ("LOG_FORMAT", "xml"), ("PREVIEW_APPLY_SEEDS", "maybe"),
-    ("RUNTIME_BACKEND_TRUSTED_PROXIES", "not-an-ip"), ("REDIS_URL", "http://x"),
-    ("RUNTIME_BACKEND_REQUEST_TIMEOUT_MS", "0"), ("API_BASE_URL", "not a url"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("RUNTIME_BACKEND_RATE_LIMIT_MAX", "-1"),
+        ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "xml"),
+        ("PREVIEW_APPLY_SEEDS", "maybe"),
+        ("RUNTIME_BACKEND_TRUSTED_PROXIES", "not-an-ip"),
+        ("REDIS_URL", "http://x"),
+        ("RUNTIME_BACKEND_REQUEST_TIMEOUT_MS", "0"),
+        ("API_BASE_URL", "not a url"),
+    ],
+)
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})

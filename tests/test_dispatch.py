@@ -18,8 +18,11 @@ EXECUTE = "/v1/projects/p1/datasources/execute"
 
 
 def call(operation="echo", params=None, **definition):
-    return {"dataSource": {"type": "echo", "name": "greeter", **definition},
-            "operation": operation, "params": params if params is not None else {"value": 1}}
+    return {
+        "dataSource": {"type": "echo", "name": "greeter", **definition},
+        "operation": operation,
+        "params": params if params is not None else {"value": 1},
+    }
 
 
 @pytest.fixture
@@ -33,7 +36,9 @@ async def client(make_client, plugin):
 
 
 async def test_success_envelope_with_meta(client):
-    response = await client.post(EXECUTE, json=call(params={"value": [1, 2]}), headers=AUTH)
+    response = await client.post(
+        EXECUTE, json=call(params={"value": [1, 2]}), headers=AUTH
+    )
     body = await response.json()
     assert response.status == 200
     assert body["ok"] is True
@@ -48,7 +53,8 @@ async def test_success_envelope_with_meta(client):
 
 async def test_unknown_type_and_operation(client):
     unknown = await client.post(
-        EXECUTE, json={"dataSource": {"type": "nope", "name": "x"}, "operation": "list"},
+        EXECUTE,
+        json={"dataSource": {"type": "nope", "name": "x"}, "operation": "list"},
         headers=AUTH,
     )
     assert unknown.status == 400
@@ -68,14 +74,29 @@ async def test_validation_lists_every_violation_with_paths(client):
     assert response.status == 400
     assert body["error"]["code"] == "VALIDATION_FAILED"
     paths = {d["path"] for d in body["error"]["details"]}
-    assert {"dataSource.greeting", "dataSource.extra", "params.value", "params.count"} <= paths
+    assert {
+        "dataSource.greeting",
+        "dataSource.extra",
+        "params.value",
+        "params.count",
+    } <= paths
 
 
-@pytest.mark.parametrize("body", [
-    [], "text", {"operation": "echo"}, {"dataSource": "x", "operation": "echo"},
-    {"dataSource": {"type": "echo"}, "operation": "echo"},
-    {"dataSource": {"type": "echo", "name": "x"}, "operation": "echo", "params": [1]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "text",
+        {"operation": "echo"},
+        {"dataSource": "x", "operation": "echo"},
+        {"dataSource": {"type": "echo"}, "operation": "echo"},
+        {
+            "dataSource": {"type": "echo", "name": "x"},
+            "operation": "echo",
+            "params": [1],
+        },
+    ],
+)
 async def test_malformed_execute_bodies(client, body):
     response = await client.post(EXECUTE, json=body, headers=AUTH)
     result = await response.json()
@@ -85,25 +106,32 @@ async def test_malformed_execute_bodies(client, body):
 
 
 async def test_blank_project_id_is_rejected(client):
-    response = await client.post("/v1/projects/%20%20/datasources/execute", json=call(),
-                                 headers=AUTH)
+    response = await client.post(
+        "/v1/projects/%20%20/datasources/execute", json=call(), headers=AUTH
+    )
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "VALIDATION_FAILED"
 
 
 async def test_internal_error_hides_the_exception(client, logs):
-    response = await client.post(EXECUTE, json=call(operation="crash", params={}), headers=AUTH)
+    response = await client.post(
+        EXECUTE, json=call(operation="crash", params={}), headers=AUTH
+    )
     body = await response.json()
     assert response.status == 500
     assert body["error"]["code"] == "INTERNAL"
     assert "boom" not in json.dumps(body) and "Traceback" not in json.dumps(body)
-    assert "ZeroDivisionError" in logs.text, "the fault is logged once for the person on call"
+    assert "ZeroDivisionError" in logs.text, (
+        "the fault is logged once for the person on call"
+    )
     assert len([r for r in logs.records() if "exception" in r]) == 1
 
 
 async def test_deadline_cancels_the_handler(make_client, plugin):
     client = await make_client(
-        extra_plugins=(("echo", plugin),), load_entry_points=False, request_timeout_ms=300
+        extra_plugins=(("echo", plugin),),
+        load_entry_points=False,
+        request_timeout_ms=300,
     )
     response = await client.post(
         EXECUTE, json=call(operation="sleep", params={"seconds": 5}), headers=AUTH
@@ -117,27 +145,45 @@ async def test_deadline_cancels_the_handler(make_client, plugin):
 
 
 async def test_trace_id_taken_when_well_formed(client):
-    good = await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": "abc.DEF_1-2"})
+    good = await client.post(
+        EXECUTE, json=call(), headers={**AUTH, "x-trace-id": "abc.DEF_1-2"}
+    )
     assert good.headers["x-trace-id"] == "abc.DEF_1-2"
     assert (await good.json())["meta"]["traceId"] == "abc.DEF_1-2"
 
     for bad in ("has space", "x" * 129, "semi;colon"):
-        response = await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": bad})
+        response = await client.post(
+            EXECUTE, json=call(), headers={**AUTH, "x-trace-id": bad}
+        )
         assert response.headers["x-trace-id"] != bad
         assert len(response.headers["x-request-id"]) >= 16
 
 
 async def test_call_events_carry_the_contract_fields(client, logs):
     await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": "trace-1"})
-    await client.post(EXECUTE, json=call(params={}), headers={**AUTH, "x-trace-id": "trace-2"})
+    await client.post(
+        EXECUTE, json=call(params={}), headers={**AUTH, "x-trace-id": "trace-2"}
+    )
 
     start = logs.events("dataSource.call.start")[0]
     success = logs.events("dataSource.call.success")[0]
     error = logs.events("dataSource.call.error")[0]
     assert start["level"] == "debug"
     for record in (success, error):
-        for key in ("time", "level", "message", "traceId", "requestId", "projectId",
-                    "dataSource", "type", "operation", "durationMs", "status", "httpStatus"):
+        for key in (
+            "time",
+            "level",
+            "message",
+            "traceId",
+            "requestId",
+            "projectId",
+            "dataSource",
+            "type",
+            "operation",
+            "durationMs",
+            "status",
+            "httpStatus",
+        ):
             assert key in record, (key, record)
     assert success["traceId"] == "trace-1" and success["status"] == "success"
     assert success["httpStatus"] == 200 and success["projectId"] == "p1"
@@ -155,7 +201,8 @@ async def test_lines_outside_a_request_carry_no_trace_fields(logs):
 async def test_a_secret_is_masked_everywhere(client, logs):
     secret = "sup3r-s3cret-value-42"
     response = await client.post(
-        EXECUTE, json=call(operation="leak", params={"value": secret}),
+        EXECUTE,
+        json=call(operation="leak", params={"value": secret}),
         headers={**AUTH, "x-trace-id": "leaky"},
     )
     answer = await response.text()
@@ -170,7 +217,9 @@ async def test_a_secret_is_masked_everywhere(client, logs):
 async def test_bearer_tokens_and_dsn_passwords_are_masked(logs):
     from lowcode_runtime.logs import logger
 
-    logger.info("upstream said Authorization: Bearer abc.def-ghi and postgres://u:pa55@h/db")
+    logger.info(
+        "upstream said Authorization: Bearer abc.def-ghi and postgres://u:pa55@h/db"
+    )
     assert "abc.def-ghi" not in logs.text and "pa55" not in logs.text
 
 
@@ -194,8 +243,11 @@ async def test_outbound_session_forwards_the_trace_id(aiohttp_server):
 
 
 async def test_aiohttp_errors_use_the_envelope(client):
-    for method, path, status in (("GET", "/nowhere", 404), ("GET", EXECUTE, 405),
-                                 ("DELETE", "/v1/plugins", 405)):
+    for method, path, status in (
+        ("GET", "/nowhere", 404),
+        ("GET", EXECUTE, 405),
+        ("DELETE", "/v1/plugins", 405),
+    ):
         response = await client.request(method, path, headers=AUTH)
         body = await response.json()
         assert response.status == status

@@ -22,23 +22,38 @@ from tests.conftest import TOKEN
 from tests.support import EchoPlugin
 
 CONTRACT_CODES = {
-    "INVALID_JSON", "VALIDATION_FAILED", "UNKNOWN_DATASOURCE_TYPE", "UNSUPPORTED_OPERATION",
+    "INVALID_JSON",
+    "VALIDATION_FAILED",
+    "UNKNOWN_DATASOURCE_TYPE",
+    "UNSUPPORTED_OPERATION",
     "PAYLOAD_TOO_LARGE",
 }
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 bodies = st.one_of(
     json_values,
     st.fixed_dictionaries(
-        {"dataSource": st.one_of(json_values, st.fixed_dictionaries(
-            {"type": st.sampled_from(["echo", "nope", ""]) | st.text(max_size=5),
-             "name": json_values}, optional={"greeting": json_values})),
-         "operation": st.sampled_from(["echo", "list", "x"]) | json_values},
+        {
+            "dataSource": st.one_of(
+                json_values,
+                st.fixed_dictionaries(
+                    {
+                        "type": st.sampled_from(["echo", "nope", ""])
+                        | st.text(max_size=5),
+                        "name": json_values,
+                    },
+                    optional={"greeting": json_values},
+                ),
+            ),
+            "operation": st.sampled_from(["echo", "list", "x"]) | json_values,
+        },
         optional={"params": json_values},
     ),
 )
@@ -57,7 +72,9 @@ class ServerThread:
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
 
     async def _start(self) -> None:
-        pm = build_plugin_manager(load_entry_points=False, extra_plugins=(("e", EchoPlugin()),))
+        pm = build_plugin_manager(
+            load_entry_points=False, extra_plugins=(("e", EchoPlugin()),)
+        )
         app = create_app(Settings(auth_token=TOKEN, rate_limit_max=10**9), pm)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -72,8 +89,12 @@ class ServerThread:
     def post(self, raw: bytes) -> tuple[int, dict]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/v1/projects/fuzz/datasources/execute",
-            data=raw, method="POST",
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            data=raw,
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {TOKEN}",
+                "Content-Type": "application/json",
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

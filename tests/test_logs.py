@@ -21,9 +21,17 @@ def test_json_lines_have_the_contract_fields():
         setup_logging("warning", "json")
 
     line = json.loads(stream.getvalue())
-    assert {k: line[k] for k in ("level", "message", "event", "traceId", "requestId", "answer")} \
-        == {"level": "info", "message": "hello", "event": "demo.event", "traceId": "t-1",
-            "requestId": "r-1", "answer": 42}
+    assert {
+        k: line[k]
+        for k in ("level", "message", "event", "traceId", "requestId", "answer")
+    } == {
+        "level": "info",
+        "message": "hello",
+        "event": "demo.event",
+        "traceId": "t-1",
+        "requestId": "r-1",
+        "answer": 42,
+    }
     assert line["time"].endswith("+00:00")
 
 

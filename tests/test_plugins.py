@@ -8,11 +8,15 @@ import sys
 import pytest
 
 from lowcode_runtime.app import create_app
-from lowcode_runtime.plugins import PluginConflict, build_plugin_manager, build_type_registry
+from lowcode_runtime.plugins import (
+    PluginConflict,
+    build_plugin_manager,
+    build_type_registry,
+)
 from tests.conftest import AUTH
 from tests.support import DuplicateEcho, EchoPlugin, write_distribution
 
-THIRD_PARTY = '''
+THIRD_PARTY = """
 from marshmallow import Schema, fields
 from lowcode_runtime import DataSourceType, Result, hookimpl
 
@@ -29,7 +33,7 @@ async def handle(call):
 def register_datasource_types():
     return [DataSourceType(name="counter", definition_schema=Definition(),
                            operations={"count": Params()}, handler=handle)]
-'''
+"""
 
 
 @pytest.fixture
@@ -41,27 +45,40 @@ def site(tmp_path, monkeypatch):
         sys.modules.pop(name, None)
 
 
-async def test_third_party_distribution_is_discovered(site, make_settings, aiohttp_client):
-    write_distribution(site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter")
+async def test_third_party_distribution_is_discovered(
+    site, make_settings, aiohttp_client
+):
+    write_distribution(
+        site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter"
+    )
     client = await aiohttp_client(create_app(make_settings(), build_plugin_manager()))
 
     plugins = (await (await client.get("/v1/plugins", headers=AUTH)).json())["data"]
     counter = next(p for p in plugins if p["type"] == "counter")
-    assert counter == {"type": "counter", "operations": ["count"],
-                       "plugin": {"name": "lowcode-counter", "version": "1.2.3"}}
+    assert counter == {
+        "type": "counter",
+        "operations": ["count"],
+        "plugin": {"name": "lowcode-counter", "version": "1.2.3"},
+    }
 
     response = await client.post(
         "/v1/projects/p/datasources/execute",
-        json={"dataSource": {"type": "counter", "name": "c", "unit": "kg"},
-              "operation": "count", "params": {"n": 3}},
+        json={
+            "dataSource": {"type": "counter", "name": "c", "unit": "kg"},
+            "operation": "count",
+            "params": {"n": 3},
+        },
         headers=AUTH,
     )
     assert (await response.json())["data"] == {"n": 3, "unit": "kg"}
 
     bad = await client.post(
         "/v1/projects/p/datasources/execute",
-        json={"dataSource": {"type": "counter", "name": "c"}, "operation": "count",
-              "params": {"n": "x"}},
+        json={
+            "dataSource": {"type": "counter", "name": "c"},
+            "operation": "count",
+            "params": {"n": "x"},
+        },
         headers=AUTH,
     )
     details = (await bad.json())["error"]["details"]
@@ -71,14 +88,21 @@ async def test_third_party_distribution_is_discovered(site, make_settings, aioht
 def test_builtins_come_from_our_own_entry_points():
     from importlib import metadata
 
-    names = {ep.name: ep.value for ep in metadata.entry_points(group="lowcode_runtime.plugins")
-             if ep.dist and ep.dist.metadata["Name"] == "lowcode-runtime"}
+    names = {
+        ep.name: ep.value
+        for ep in metadata.entry_points(group="lowcode_runtime.plugins")
+        if ep.dist and ep.dist.metadata["Name"] == "lowcode-runtime"
+    }
     assert names == {"rest": "lowcode_rest", "db": "lowcode_db"}
 
 
 def test_a_plugin_that_fails_to_import_is_logged_and_skipped(site, logs):
-    write_distribution(site, "lowcode-broken", "broken_plugin", "raise ImportError('nope')\n")
-    write_distribution(site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter")
+    write_distribution(
+        site, "lowcode-broken", "broken_plugin", "raise ImportError('nope')\n"
+    )
+    write_distribution(
+        site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter"
+    )
     registry = build_type_registry(build_plugin_manager())
 
     assert "counter" in registry
@@ -89,34 +113,46 @@ def test_a_plugin_that_fails_to_import_is_logged_and_skipped(site, logs):
 
 def test_two_plugins_claiming_one_type_stop_start_up():
     pm = build_plugin_manager(
-        load_entry_points=False, extra_plugins=(("a", EchoPlugin()), ("b", DuplicateEcho()))
+        load_entry_points=False,
+        extra_plugins=(("a", EchoPlugin()), ("b", DuplicateEcho())),
     )
     with pytest.raises(PluginConflict, match="'echo' is claimed by both"):
         build_type_registry(pm)
 
 
 def test_conflict_exits_1_from_the_command_line(site):
-    write_distribution(site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter")
-    write_distribution(site, "lowcode-counter-again", "counter_again", THIRD_PARTY, "counter2")
+    write_distribution(
+        site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter"
+    )
+    write_distribution(
+        site, "lowcode-counter-again", "counter_again", THIRD_PARTY, "counter2"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "lowcode_runtime", "plugins"],
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin:/usr/sbin"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "'counter' is claimed by both" in result.stderr
 
 
 async def test_no_registry_hook_runs_on_the_hot_path(make_settings, aiohttp_client):
-    pm = build_plugin_manager(load_entry_points=False, extra_plugins=(("echo", EchoPlugin()),))
+    pm = build_plugin_manager(
+        load_entry_points=False, extra_plugins=(("echo", EchoPlugin()),)
+    )
     client = await aiohttp_client(create_app(make_settings(), pm))
     calls: list[str] = []
     pm.add_hookcall_monitoring(lambda name, *_: calls.append(name), lambda *_: None)
 
     response = await client.post(
         "/v1/projects/p/datasources/execute",
-        json={"dataSource": {"type": "echo", "name": "e"}, "operation": "echo",
-              "params": {"value": 1}},
+        json={
+            "dataSource": {"type": "echo", "name": "e"},
+            "operation": "echo",
+            "params": {"value": 1},
+        },
         headers=AUTH,
     )
     assert response.status == 200
@@ -131,8 +167,11 @@ def test_every_hook_is_documented_with_its_signature():
     from lowcode_runtime import hookspecs
 
     guide = Path(__file__).parent.parent.joinpath("docs", "plugins.md").read_text()
-    specs = [f for name, f in vars(hookspecs).items()
-             if callable(f) and hasattr(f, "lowcode_runtime_spec")]
+    specs = [
+        f
+        for name, f in vars(hookspecs).items()
+        if callable(f) and hasattr(f, "lowcode_runtime_spec")
+    ]
     assert len(specs) >= 10
     for spec in specs:
         params = ", ".join(inspect.signature(spec).parameters)
@@ -145,14 +184,28 @@ def test_example_distribution_installs_and_is_found(tmp_path):
 
     example = Path(__file__).parent.parent / "examples" / "lowcode-plugin-kv"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(tmp_path), str(example)],
-        check=True, capture_output=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(tmp_path),
+            str(example),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     result = subprocess.run(
         [sys.executable, "-m", "lowcode_runtime", "plugins", "--json"],
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin:/usr/sbin"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert '"type": "kv"' in result.stdout and '"lowcode-plugin-kv"' in result.stdout

@@ -13,8 +13,12 @@ class FailingReadiness:
     @hookimpl
     def runtime_readiness(self, app):
         async def check():
-            return {"name": "thing", "ok": False, "code": "DB_UNAVAILABLE",
-                    "message": "thing is down"}
+            return {
+                "name": "thing",
+                "ok": False,
+                "code": "DB_UNAVAILABLE",
+                "message": "thing is down",
+            }
 
         return check()
 
@@ -30,8 +34,9 @@ async def test_ready_asks_each_plugin(make_client):
     healthy = await make_client(load_entry_points=False)
     assert (await healthy.get("/ready")).status == 200
 
-    failing = await make_client(extra_plugins=(("f", FailingReadiness()),),
-                                load_entry_points=False)
+    failing = await make_client(
+        extra_plugins=(("f", FailingReadiness()),), load_entry_points=False
+    )
     response = await failing.get("/ready")
     body = await response.json()
     assert response.status == 503
@@ -40,7 +45,9 @@ async def test_ready_asks_each_plugin(make_client):
 
 
 async def test_openapi_is_valid_and_lists_types(make_client):
-    client = await make_client(extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False)
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
     document = await (await client.get("/openapi.json")).json()
     validate(document)
     assert "/v1/projects/{projectId}/datasources/execute" in document["paths"]
@@ -53,17 +60,25 @@ async def test_openapi_of_the_installed_service_is_valid(make_client):
 
 
 async def test_metrics_count_calls_and_requests(make_client):
-    client = await make_client(extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False)
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
     await client.post(
         "/v1/projects/p/datasources/execute",
-        json={"dataSource": {"type": "echo", "name": "e"}, "operation": "echo",
-              "params": {"value": 1}},
+        json={
+            "dataSource": {"type": "echo", "name": "e"},
+            "operation": "echo",
+            "params": {"value": 1},
+        },
         headers=AUTH,
     )
     response = await client.get("/metrics", headers=AUTH)
     text = await response.text()
     assert response.headers["Content-Type"].startswith("text/plain")
-    assert 'lowcode_datasource_calls_total{operation="echo",outcome="success",type="echo"}' in text
+    assert (
+        'lowcode_datasource_calls_total{operation="echo",outcome="success",type="echo"}'
+        in text
+    )
     assert "lowcode_datasource_call_duration_seconds_bucket" in text
     assert 'route="/v1/projects/{projectId}/datasources/execute"' in text
 

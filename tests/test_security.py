@@ -8,13 +8,20 @@ from tests.conftest import AUTH, TOKEN
 from tests.support import EchoPlugin
 
 EXECUTE = "/v1/projects/p1/datasources/execute"
-ECHO_CALL = {"dataSource": {"type": "echo", "name": "e"}, "operation": "echo",
-             "params": {"value": 1}}
+ECHO_CALL = {
+    "dataSource": {"type": "echo", "name": "e"},
+    "operation": "echo",
+    "params": {"value": 1},
+}
 
 
 async def test_missing_token_is_401_with_www_authenticate(make_client):
     client = await make_client(load_entry_points=False)
-    for headers in ({}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer "}):
+    for headers in (
+        {},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": "Bearer "},
+    ):
         response = await client.get("/v1/plugins", headers=headers)
         assert response.status == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -24,21 +31,27 @@ async def test_missing_token_is_401_with_www_authenticate(make_client):
 
 async def test_wrong_token_is_403(make_client):
     client = await make_client(load_entry_points=False)
-    response = await client.get("/v1/plugins", headers={"Authorization": "Bearer wrong-token"})
+    response = await client.get(
+        "/v1/plugins", headers={"Authorization": "Bearer wrong-token"}
+    )
     assert response.status == 403
     assert (await response.json())["error"]["code"] == "FORBIDDEN"
 
 
 async def test_scheme_is_case_insensitive(make_client):
     client = await make_client(load_entry_points=False)
-    response = await client.get("/v1/plugins", headers={"Authorization": f"bearer {TOKEN}"})
+    response = await client.get(
+        "/v1/plugins", headers={"Authorization": f"bearer {TOKEN}"}
+    )
     assert response.status == 200
 
 
 async def test_auth_comes_before_routing(make_client):
     client = await make_client(load_entry_points=False)
     assert (await client.get("/no/such/path")).status == 401
-    assert (await client.post("/no/such/path", headers={"Authorization": "Bearer x"})).status == 403
+    assert (
+        await client.post("/no/such/path", headers={"Authorization": "Bearer x"})
+    ).status == 403
     response = await client.get("/no/such/path", headers=AUTH)
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "NOT_FOUND"
@@ -58,14 +71,22 @@ async def test_metrics_needs_a_token(make_client):
 
 async def test_preflight_answers_without_token_and_runs_nothing(make_client):
     plugin = EchoPlugin()
-    client = await make_client(extra_plugins=(("echo", plugin),), load_entry_points=False)
-    response = await client.options(EXECUTE, headers={
-        "Origin": "https://app.example.test",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type, x-trace-id",
-    })
+    client = await make_client(
+        extra_plugins=(("echo", plugin),), load_entry_points=False
+    )
+    response = await client.options(
+        EXECUTE,
+        headers={
+            "Origin": "https://app.example.test",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, x-trace-id",
+        },
+    )
     assert response.status == 200
-    assert response.headers["Access-Control-Allow-Origin"] in ("*", "https://app.example.test")
+    assert response.headers["Access-Control-Allow-Origin"] in (
+        "*",
+        "https://app.example.test",
+    )
     allowed = response.headers["Access-Control-Allow-Headers"].lower()
     for header in ("authorization", "content-type", "x-trace-id"):
         assert header in allowed
@@ -73,14 +94,19 @@ async def test_preflight_answers_without_token_and_runs_nothing(make_client):
     assert "x-ratelimit-limit" not in response.headers
 
 
-@pytest.mark.parametrize("headers,status", [({}, 401), ({"Authorization": "Bearer nope"}, 403)])
+@pytest.mark.parametrize(
+    "headers,status", [({}, 401), ({"Authorization": "Bearer nope"}, 403)]
+)
 async def test_error_answers_carry_cors_headers(make_client, headers, status):
     client = await make_client(load_entry_points=False)
     origin = {"Origin": "https://app.example.test"}
     for path in ("/v1/plugins", "/unknown/path"):
         response = await client.get(path, headers={**headers, **origin})
         assert response.status == status
-        assert response.headers["Access-Control-Allow-Origin"] in ("*", origin["Origin"])
+        assert response.headers["Access-Control-Allow-Origin"] in (
+            "*",
+            origin["Origin"],
+        )
         exposed = response.headers["Access-Control-Expose-Headers"].lower()
         assert "x-trace-id" in exposed and "x-ratelimit-remaining" in exposed
 
@@ -89,7 +115,9 @@ async def test_cors_origins_are_restricted_when_configured(make_client):
     client = await make_client(
         load_entry_points=False, cors_origins=("https://allowed.example.test",)
     )
-    good = await client.get("/health", headers={"Origin": "https://allowed.example.test"})
+    good = await client.get(
+        "/health", headers={"Origin": "https://allowed.example.test"}
+    )
     bad = await client.get("/health", headers={"Origin": "https://evil.example.test"})
     assert good.headers["Access-Control-Allow-Origin"] == "https://allowed.example.test"
     assert "Access-Control-Allow-Origin" not in bad.headers
@@ -97,7 +125,9 @@ async def test_cors_origins_are_restricted_when_configured(make_client):
 
 async def test_rate_limit_per_project_with_headers(make_client):
     client = await make_client(
-        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False, rate_limit_max=3
+        extra_plugins=(("echo", EchoPlugin()),),
+        load_entry_points=False,
+        rate_limit_max=3,
     )
     statuses = []
     for _ in range(4):
@@ -126,11 +156,17 @@ async def test_health_and_ready_are_not_limited(make_client):
 
 async def test_failed_auth_counts_against_client_address_only(make_client):
     client = await make_client(
-        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False, rate_limit_max=2
+        extra_plugins=(("echo", EchoPlugin()),),
+        load_entry_points=False,
+        rate_limit_max=2,
     )
     for _ in range(2):
-        await client.post(EXECUTE, json=ECHO_CALL, headers={"Authorization": "Bearer bad"})
-    blocked = await client.post(EXECUTE, json=ECHO_CALL, headers={"Authorization": "Bearer bad"})
+        await client.post(
+            EXECUTE, json=ECHO_CALL, headers={"Authorization": "Bearer bad"}
+        )
+    blocked = await client.post(
+        EXECUTE, json=ECHO_CALL, headers={"Authorization": "Bearer bad"}
+    )
     assert blocked.status == 429
     # The project's own window is untouched by the failed attempts.
     assert (await client.post(EXECUTE, json=ECHO_CALL, headers=AUTH)).status == 200
@@ -138,24 +174,36 @@ async def test_failed_auth_counts_against_client_address_only(make_client):
 
 async def test_forwarded_for_only_from_trusted_proxies(make_client):
     untrusted = await make_client(load_entry_points=False, rate_limit_max=1)
-    await untrusted.get("/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.1"})
+    await untrusted.get(
+        "/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.1"}
+    )
     spoofed = await untrusted.get(
         "/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.2"}
     )
     assert spoofed.status == 429, "X-Forwarded-For from an untrusted peer is ignored"
 
     trusted = await make_client(
-        load_entry_points=False, rate_limit_max=1, trusted_proxies=("127.0.0.0/8", "::1")
+        load_entry_points=False,
+        rate_limit_max=1,
+        trusted_proxies=("127.0.0.0/8", "::1"),
     )
-    first = await trusted.get("/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.1"})
-    second = await trusted.get("/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.2"})
-    again = await trusted.get("/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.1"})
+    first = await trusted.get(
+        "/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.1"}
+    )
+    second = await trusted.get(
+        "/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.2"}
+    )
+    again = await trusted.get(
+        "/v1/plugins", headers={**AUTH, "X-Forwarded-For": "203.0.113.1"}
+    )
     assert (first.status, second.status, again.status) == (200, 200, 429)
 
 
 async def test_body_over_limit_is_413(make_client):
     client = await make_client(
-        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False, body_limit_bytes=200
+        extra_plugins=(("echo", EchoPlugin()),),
+        load_entry_points=False,
+        body_limit_bytes=200,
     )
     big = {**ECHO_CALL, "params": {"value": "x" * 500}}
     response = await client.post(EXECUTE, json=big, headers=AUTH)
@@ -170,11 +218,21 @@ async def test_body_over_limit_is_413(make_client):
     assert streamed.status == 413
 
 
-@pytest.mark.parametrize("raw", [
-    b"{", b"not json", b'{"a": NaN}', b'{"a": Infinity}', b"\xff\xfe", b"",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"not json",
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b"\xff\xfe",
+        b"",
+    ],
+)
 async def test_invalid_json_is_400(make_client, raw):
-    client = await make_client(extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False)
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
     response = await client.post(
         EXECUTE, data=raw, headers={**AUTH, "Content-Type": "application/json"}
     )

@@ -30,7 +30,9 @@ class PutParams(KeyParams):
 
 
 async def handle(call: Call) -> Result:
-    store = call.app[STORE].setdefault((call.project_id, call.definition["namespace"]), {})
+    store = call.app[STORE].setdefault(
+        (call.project_id, call.definition["namespace"]), {}
+    )
     key = call.params["key"]
 
     if call.operation == "put":
