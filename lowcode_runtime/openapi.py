@@ -54,21 +54,6 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
 
 
-def _answers(ok_description: str, *error_statuses: int) -> dict[str, Any]:
-    answers: dict[str, Any] = {
-        "200": {
-            "description": ok_description,
-            "content": {"application/json": {"schema": "OkEnvelope"}},
-        },
-    }
-    for status in error_statuses:
-        answers[str(status)] = {
-            "description": "error envelope",
-            "content": {"application/json": {"schema": "ErrorEnvelope"}},
-        }
-    return answers
-
-
 def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str, Any]:
     """The document for the installed types; ``paths`` are the routes the app really has."""
     spec = APISpec(
@@ -105,126 +90,138 @@ def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str
                 added.add(type(instance))
                 spec.components.schema(name, schema=type(instance))
 
-    secured: list[dict[str, list[str]]] = [{"bearer": []}]
-    spec.path(
-        path="/health",
-        operations={
-            "get": {
-                "summary": "liveness",
-                "responses": {
-                    "200": {
-                        "description": "the process serves",
-                        "content": {"application/json": {"schema": "Health"}},
-                    }
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/ready",
-        operations={
-            "get": {
-                "summary": "readiness: every plugin's dependency answers",
-                "responses": {
-                    "200": {"description": "ready"},
-                    "503": _answers("", 503)["503"],
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/openapi.json",
-        operations={
-            "get": {
-                "summary": "this document",
-                "responses": {"200": {"description": "OpenAPI 3"}},
-            }
-        },
-    )
-    spec.path(
-        path="/metrics",
-        operations={
-            "get": {
-                "summary": "Prometheus metrics",
-                "security": secured,
-                "responses": {
-                    "200": {"description": "Prometheus text format"},
-                    **{k: v for k, v in _answers("", 401, 403).items() if k != "200"},
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/v1/plugins",
-        operations={
-            "get": {
-                "summary": "installed dataSource types",
-                "security": secured,
-                "responses": _answers(
-                    "list of {type, operations, plugin}", 401, 403, 429
-                ),
-            }
-        },
-    )
-    spec.path(
-        path=EXECUTE_PATH,
-        operations={
-            "post": {
-                "summary": "run one dataSource call",
-                "security": secured,
-                "parameters": [
-                    {
-                        "name": "projectId",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "requestBody": {
+    for path, method, operation in _operations(paths):
+        spec.path(path=path, operations={method: operation})
+    return spec.to_dict()
+
+
+def _operation(
+    summary: str, ok: dict[str, Any], *errors: int, secured: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """One operation object: its 200 answer, its error envelopes, bearer security if any."""
+    responses: dict[str, Any] = {"200": ok}
+    for status in errors:
+        responses[str(status)] = {
+            "description": "error envelope",
+            "content": {"application/json": {"schema": "ErrorEnvelope"}},
+        }
+    operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    if secured:
+        operation["security"] = [{"bearer": []}]
+    return operation
+
+
+def _json(description: str, schema: str = "OkEnvelope") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def _operations(paths: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    project = [
+        {
+            "name": "projectId",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    ]
+    found = [
+        (
+            "/health",
+            "get",
+            _operation(
+                "liveness", _json("the process serves", "Health"), secured=False
+            ),
+        ),
+        (
+            "/ready",
+            "get",
+            _operation(
+                "readiness: every plugin's dependency answers",
+                {"description": "ready"},
+                503,
+                secured=False,
+            ),
+        ),
+        (
+            "/openapi.json",
+            "get",
+            _operation("this document", {"description": "OpenAPI 3"}, secured=False),
+        ),
+        (
+            "/metrics",
+            "get",
+            _operation(
+                "Prometheus metrics",
+                {"description": "Prometheus text format"},
+                401,
+                403,
+                429,
+            ),
+        ),
+        (
+            "/v1/plugins",
+            "get",
+            _operation(
+                "installed dataSource types",
+                _json("list of {type, operations, plugin}"),
+                401,
+                403,
+                429,
+            ),
+        ),
+        (
+            EXECUTE_PATH,
+            "post",
+            _operation(
+                "run one dataSource call",
+                _json("the call's data"),
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                422,
+                429,
+                500,
+                502,
+                503,
+                504,
+                parameters=project,
+                requestBody={
                     "required": True,
                     "content": {"application/json": {"schema": "ExecuteRequest"}},
                 },
-                "responses": _answers(
-                    "the call's data",
-                    400,
-                    401,
-                    403,
-                    404,
-                    409,
-                    413,
-                    422,
-                    429,
-                    500,
-                    502,
-                    503,
-                    504,
-                ),
-            }
-        },
-    )
-    if "/preview/status/{projectId}" not in paths:
-        return spec.to_dict()
-    spec.path(
-        path="/preview/status/{projectId}",
-        operations={
-            "get": {
-                "summary": "preview database status of a project (db plugin)",
-                "security": secured,
-                "parameters": [
-                    {
-                        "name": "projectId",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": _answers(
-                    "{status, lastAppliedAt, lastError}", 400, 401, 403, 429, 503
-                ),
-            }
-        },
-    )
-    return spec.to_dict()
+            ),
+        ),
+        (
+            "/preview/status/{projectId}",
+            "get",
+            _operation(
+                "preview database status of a project (db plugin)",
+                _json("{status, lastAppliedAt, lastError}"),
+                400,
+                401,
+                403,
+                429,
+                503,
+                parameters=project,
+            ),
+        ),
+    ]
+    # Routes of plugins are documented only where the plugin that adds them is installed.
+    core = {
+        "/health",
+        "/ready",
+        "/openapi.json",
+        "/metrics",
+        "/v1/plugins",
+        EXECUTE_PATH,
+    }
+    return [entry for entry in found if entry[0] in core or entry[0] in paths]
 
 
 async def openapi_document(request: web.Request) -> web.Response:
