@@ -96,7 +96,13 @@ def _fail(error: RuntimeBackendError, as_json: bool) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from lowcode_db.migrations import Migrator, Target, migrate
+    from lowcode_db.migrations import (
+        MigrationStopped,
+        Migrator,
+        Outcome,
+        Target,
+        migrate,
+    )
     from lowcode_db.model import build_table
     from lowcode_db.plugin import make_reporter
     from lowcode_db.seeds import load_seeds
@@ -125,13 +131,17 @@ def run_migrate(args: argparse.Namespace) -> int:
                     migrator = Migrator(
                         make_reporter(getattr(args, "plugin_manager", None))
                     )
-                    outcome = await migrator.ensure(session, target)
+                    outcome = await migrator.ensure(session, target) or Outcome(
+                        "unchanged"
+                    )
             report.update(outcome=outcome.outcome, statements=outcome.statements,
                           changes=outcome.changes)  # fmt: skip
             code = EXIT_FAILED if outcome.outcome in ("blocked", "failed") else EXIT_OK
         except RuntimeBackendError as e:
-            statements = getattr(e, "statements", [])
-            report.update(outcome=getattr(e, "outcome", "failed"), statements=statements,
+            stopped = (
+                e.outcome if isinstance(e, MigrationStopped) else Outcome("failed")
+            )
+            report.update(outcome=stopped.outcome, statements=stopped.statements,
                           error=e.to_dict())  # fmt: skip
             code = EXIT_FAILED
 

@@ -31,7 +31,12 @@ from lowcode_db.model import Table
 from lowcode_db.pool import Session
 from lowcode_db.tenancy import lock_key
 from lowcode_runtime import events
-from lowcode_runtime.errors import MigrationBlocked, MigrationFailed, SchemaConflict
+from lowcode_runtime.errors import (
+    MigrationBlocked,
+    MigrationFailed,
+    RuntimeBackendError,
+    SchemaConflict,
+)
 from lowcode_runtime.logs import logger
 
 CATALOG_QUERY = """
@@ -53,6 +58,25 @@ class Outcome:
     statements: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     seeds_inserted: int = 0
+
+
+class MigrationStopped(RuntimeBackendError):
+    """A migration that was blocked or failed, with its :class:`Outcome` (the statements).
+
+    Mixed in before the contract error, whose code and status the core answers with.
+    """
+
+    def __init__(self, message: str, outcome: Outcome, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.outcome = outcome
+
+
+class Blocked(MigrationStopped, MigrationBlocked):
+    pass
+
+
+class Failed(MigrationStopped, MigrationFailed):
+    pass
 
 
 @dataclass(frozen=True)
@@ -102,8 +126,8 @@ class Migrator:
                     return None
                 try:
                     outcome = await migrate(session, target, dry_run=False)
-                except (MigrationBlocked, MigrationFailed) as e:
-                    self.report(target, e.outcome, e.statements)
+                except MigrationStopped as e:
+                    self.report(target, e.outcome.outcome, e.outcome.statements)
                     raise
                 if outcome.outcome == "applied":
                     self.report(target, "applied", outcome.statements)
@@ -222,12 +246,11 @@ async def _migrate_in_transaction(
         message = "the migration holds destructive changes: " + "; ".join(destructive)
         await _log(session, target, statements, "blocked", message)
         await session.execute("COMMIT")
-        error = MigrationBlocked(
+        raise Blocked(
             message + " (set PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS=true to allow them)",
+            Outcome("blocked", statements, destructive),
             details=[{"change": change} for change in destructive],
         )
-        error.outcome, error.statements = "blocked", statements
-        raise error
 
     await session.execute("SAVEPOINT lowcode_migration")
     failing: Step | None = None
@@ -245,9 +268,7 @@ async def _migrate_in_transaction(
         message = _failure_message(table, failing, e)
         await _log(session, target, statements, "failed", message)
         await session.execute("COMMIT")
-        error = MigrationFailed(message)
-        error.outcome, error.statements = "failed", statements
-        raise error from e
+        raise Failed(message, Outcome("failed", statements, outcome.changes)) from e
 
     await _log(session, target, statements or ["-- no change"], "applied", None)
     return outcome
