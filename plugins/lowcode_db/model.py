@@ -72,6 +72,10 @@ class Table:
         """A declared column, ``id`` included."""
         return self.id_column if name == "id" else self.by_name.get(name)
 
+    def column_type(self, name: str) -> str:
+        """The type of a column the params were checked against (KeyError for another)."""
+        return self.id_type if name == "id" else self.by_name[name].type
+
     @property
     def names(self) -> tuple[str, ...]:
         """Every column a row answers with, ``id`` first."""

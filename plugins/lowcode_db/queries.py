@@ -114,12 +114,12 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
 
     given = list(values)
     placeholders = [
-        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column(n).type])) for n in given
+        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column_type(n)])) for n in given
     ]
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
         target, _columns(given), sql.SQL(", ").join(placeholders), _columns(names)
     )
-    bound = [adapt(table.column(n).type, values[n]) for n in given]
+    bound = [adapt(table.column_type(n), values[n]) for n in given]
     return Query(statement, bound, names, "row")
 
 
@@ -142,7 +142,7 @@ def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
     names = list(table.names)
     assignments = [
         sql.SQL("{} = %s::{}").format(
-            sql.Identifier(n), sql.SQL(CASTS[table.column(n).type])
+            sql.Identifier(n), sql.SQL(CASTS[table.column_type(n)])
         )
         for n in values
     ]
@@ -152,7 +152,7 @@ def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
         condition,
         _columns(names),
     )
-    bound = [adapt(table.column(n).type, v) for n, v in values.items()]
+    bound = [adapt(table.column_type(n), v) for n, v in values.items()]
     return Query(statement, [*bound, id_value], names, "row")
 
 
@@ -177,7 +177,7 @@ def read_rows(
     query: Query, table: Table, rows: list[tuple[Any, ...]]
 ) -> tuple[Any, dict]:
     """The call's ``data`` and ``meta`` from the statement's rows (None data: no such row)."""
-    types = [table.column(n).type for n in query.names]
+    types = [table.column_type(n) for n in query.names]
     if query.shape == "row":
         return (row_to_json(query.names, types, rows[0]) if rows else None), {}
     if query.shape == "deleted":

@@ -91,7 +91,7 @@ async def _insert(
 
     names = list(values)
     placeholders = [
-        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column(n).type])) for n in names
+        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column_type(n)])) for n in names
     ]
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) {} RETURNING 1").format(
         target,
@@ -100,6 +100,6 @@ async def _insert(
         sql.SQL("ON CONFLICT (id) DO NOTHING" if "id" in values else ""),
     )
     rows = await session.execute(
-        statement, [adapt(table.column(n).type, values[n]) for n in names]
+        statement, [adapt(table.column_type(n), values[n]) for n in names]
     )
     return len(rows)
