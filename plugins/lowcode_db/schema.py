@@ -65,8 +65,11 @@ class FieldSchema(Schema):
 
 class IndexSchema(Schema):
     name = mf.String(validate=check_identifier)
-    fields = mf.List(
+    # ``fields`` would shadow Schema.fields: the attribute is renamed, the keys stay ``fields``.
+    fields_ = mf.List(
         mf.String(validate=check_identifier),
+        data_key="fields",
+        attribute="fields",
         required=True,
         validate=validate.Length(min=1, max=32),
     )
@@ -77,8 +80,10 @@ class DefinitionSchema(Schema):
     """The ``dataSource`` object of a db call, ``type`` and ``name`` removed by the core."""
 
     table = mf.String(required=True, validate=check_identifier)
-    fields = mf.List(
+    fields_ = mf.List(
         mf.Nested(FieldSchema),
+        data_key="fields",
+        attribute="fields",
         load_default=list,
         validate=validate.Length(max=MAX_FIELDS),
     )
@@ -125,7 +130,12 @@ class ListParams(Schema):
     offset = mf.Integer(
         strict=True, load_default=0, validate=validate.Range(min=0, max=INT64_MAX)
     )
-    fields = mf.List(mf.String(), validate=validate.Length(min=1, max=MAX_FIELDS))
+    fields_ = mf.List(
+        mf.String(),
+        data_key="fields",
+        attribute="fields",
+        validate=validate.Length(min=1, max=MAX_FIELDS),
+    )
     withTotal = mf.Boolean(load_default=False)
 
     @validates("sort")
@@ -133,7 +143,7 @@ class ListParams(Schema):
         for item in value:
             check_identifier(item[1:] if item.startswith("-") else item)
 
-    @validates("fields")
+    @validates("fields_")
     def check_fields(self, value: list[str], **kwargs: Any) -> None:
         for item in value:
             check_identifier(item)

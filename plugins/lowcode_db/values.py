@@ -74,10 +74,8 @@ class DecimalValue(fields.Field):
             ) from e
         if not number.is_finite():
             raise ValidationError("expected a finite decimal number")
-        if (
-            len(number.as_tuple().digits) > 1000
-            or abs(number.as_tuple().exponent) > 16000
-        ):
+        _, digits, exponent = number.as_tuple()  # finite: the exponent is an int
+        if len(digits) > 1000 or (isinstance(exponent, int) and abs(exponent) > 16000):
             raise ValidationError("decimal number is too large")
         return number
 
