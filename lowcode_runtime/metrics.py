@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -39,6 +44,21 @@ SECRETS_CACHE = Counter(
 )
 
 
+def enable_multiprocess(directory: str) -> None:
+    """Keep values in files under ``directory``, so that any worker's scrape sums them all.
+
+    Called in the main process before workers fork. Every metric here has labels, and a
+    labelled child takes its value class when first used, so children made after this call
+    (all of them, in the workers) write to the shared files.
+    """
+    os.environ[MULTIPROCESS_ENV] = directory
+    values.ValueClass = values.get_value_class()
+
+
 def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
+    """The exposition text and its content type (summed over workers in multiprocess mode)."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

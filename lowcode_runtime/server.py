@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -22,7 +23,7 @@ from aiohttp import web
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
-from lowcode_runtime import events
+from lowcode_runtime import events, metrics
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import logger
@@ -185,6 +186,8 @@ def _serve_workers(
         "control_socket_disable": True,
     }
     master = os.getpid()
+    metrics_dir = tempfile.TemporaryDirectory(prefix="lowcode-metrics-")
+    metrics.enable_multiprocess(metrics_dir.name)
     try:
         WorkersApplication(app_factory, options).run()
     except SystemExit as e:
@@ -199,6 +202,7 @@ def _serve_workers(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    metrics_dir.cleanup()
     return code
 
 

@@ -229,3 +229,19 @@ async def test_processes_on_one_redis_fetch_a_projects_secrets_once(
                 assert body["data"] == {"authorized": True}
 
     assert fetched == [project]
+
+
+async def test_metrics_of_every_worker_are_summed_in_any_scrape(start_service):
+    service = await start_service("--workers", "2")
+    calls = 12
+    for _ in range(calls):
+        # A new connection each time, so the kernel spreads them over the workers.
+        await get_status(f"{service.url}/v1/plugins", AUTH)
+
+    marker = 'lowcode_http_requests_total{method="GET",route="/v1/plugins",status="200"}'
+    for _ in range(4):
+        async with aiohttp.ClientSession(headers=AUTH) as session:
+            async with session.get(f"{service.url}/metrics") as response:
+                text = await response.text()
+        line = next(line for line in text.splitlines() if line.startswith(marker))
+        assert float(line.rsplit(" ", 1)[1]) == calls
