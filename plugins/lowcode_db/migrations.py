@@ -217,30 +217,23 @@ async def _migrate_in_transaction(
 
     catalog = await read_catalog(session, schema, table)
     steps = plan(schema, table, catalog)
+    shown = list(
+        steps
+    )  # the plan as logged and printed: CREATE SCHEMA runs with the bootstrap
     if owner is None:
-        steps.insert(0, Step(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
-            f"create schema {schema}",
-        ))  # fmt: skip
-    raw = session.connection.raw
-    statements = [step.statement.as_string(raw) for step in steps]
-    destructive = [step.change for step in steps if step.destructive]
-    outcome = Outcome("applied", statements, [s.change for s in steps])
+        shown.insert(0, Step(_create_schema(schema), f"create schema {schema}"))
+    statements = [step.statement.as_string(session.connection.raw) for step in shown]
+    destructive = [step.change for step in shown if step.destructive]
+    outcome = Outcome("applied", statements, [s.change for s in shown])
 
     if dry_run:
         outcome.outcome = "blocked" if destructive and not target.allow_destructive else (
-            "applied" if steps else "unchanged")  # fmt: skip
+            "applied" if shown else "unchanged")  # fmt: skip
         outcome.changes = destructive or outcome.changes
         return outcome
 
     if owner is None:
-        await session.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-            sql.Identifier(schema)))  # fmt: skip
-        for statement in bootstrap(schema):
-            await session.execute(statement)
-        await session.execute(
-            sql.SQL("INSERT INTO {} (project_id) VALUES (%s)").format(
-                qualified(schema, OWNER_TABLE)), (target.project_id,))  # fmt: skip
+        await _bootstrap(session, target)
 
     if destructive and not target.allow_destructive:
         message = "the migration holds destructive changes: " + "; ".join(destructive)
@@ -252,26 +245,48 @@ async def _migrate_in_transaction(
             details=[{"change": change} for change in destructive],
         )
 
+    await _apply(session, target, steps, outcome)
+    await _log(session, target, statements or ["-- no change"], "applied", None)
+    return outcome
+
+
+def _create_schema(schema: str) -> sql.Composed:
+    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+
+
+async def _bootstrap(session: Session, target: Target) -> None:
+    """Create the schema, its own tables, and record the projectId that owns it."""
+    await session.execute(_create_schema(target.schema))
+    for statement in bootstrap(target.schema):
+        await session.execute(statement)
+    await session.execute(
+        sql.SQL("INSERT INTO {} (project_id) VALUES (%s)").format(
+            qualified(target.schema, OWNER_TABLE)
+        ),
+        (target.project_id,),
+    )
+
+
+async def _apply(
+    session: Session, target: Target, steps: list[Step], outcome: Outcome
+) -> None:
+    """Run the steps and the seeds; on a rejection keep only the log rows, then MIGRATION_FAILED."""
     await session.execute("SAVEPOINT lowcode_migration")
     failing: Step | None = None
     try:
-        for position, step in enumerate(steps):
-            if owner is None and position == 0:
-                continue  # CREATE SCHEMA ran with the bootstrap
+        for step in steps:
             failing = step
             await session.execute(step.statement)
         failing = None
-        if target.apply_seeds and table.seeds:
+        if target.apply_seeds and target.table.seeds:
             outcome.seeds_inserted = await seeding.apply(session, target)
     except psycopg2.Error as e:
         await session.execute("ROLLBACK TO SAVEPOINT lowcode_migration")
-        message = _failure_message(table, failing, e)
-        await _log(session, target, statements, "failed", message)
+        message = _failure_message(target.table, failing, e)
+        await _log(session, target, outcome.statements, "failed", message)
         await session.execute("COMMIT")
-        raise Failed(message, Outcome("failed", statements, outcome.changes)) from e
-
-    await _log(session, target, statements or ["-- no change"], "applied", None)
-    return outcome
+        failed = Outcome("failed", outcome.statements, outcome.changes)
+        raise Failed(message, failed) from e
 
 
 async def _already_applied(session: Session, target: Target) -> bool:
