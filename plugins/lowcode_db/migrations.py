@@ -20,7 +20,6 @@ from lowcode_db import seeds as seeding
 from lowcode_db.ddl import (
     LOG_TABLE,
     OWNER_TABLE,
-    SEEDS_TABLE,
     Catalog,
     Step,
     bootstrap,
@@ -141,7 +140,8 @@ class Migrator:
 async def read_owner(session: Session, schema: str) -> str | None:
     """The projectId recorded in ``schema``, or None when it has none (or does not exist)."""
     rows = await session.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (_regclass(schema),)
+        "SELECT to_regclass(format('%%I.%%I', %s, %s)) IS NOT NULL",
+        (schema, OWNER_TABLE),
     )
     if not rows[0][0]:
         return None
@@ -149,10 +149,6 @@ async def read_owner(session: Session, schema: str) -> str | None:
         sql.SQL("SELECT project_id FROM {}").format(qualified(schema, OWNER_TABLE))
     )
     return rows[0][0] if rows else None
-
-
-def _regclass(schema: str, table: str = OWNER_TABLE) -> str:
-    return f'"{schema}"."{table}"'  # both match [a-z0-9_]+: no quote to escape
 
 
 async def read_catalog(session: Session, schema: str, table: Table) -> Catalog:
@@ -301,13 +297,7 @@ async def _already_applied(session: Session, target: Target) -> bool:
         return False
     if not (target.apply_seeds and target.table.seeds):
         return True
-    rows = await session.execute(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s AND checksum = %s)"
-        ).format(qualified(target.schema, SEEDS_TABLE)),
-        (target.table.name, target.table.seeds_checksum),
-    )
-    return bool(rows[0][0])
+    return await seeding.already_applied(session, target)
 
 
 async def _log(

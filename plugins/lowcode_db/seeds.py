@@ -41,17 +41,21 @@ def load_seeds(table: Table) -> list[dict[str, Any]]:
     return loaded
 
 
+async def already_applied(session: Session, target: Target) -> bool:
+    """Whether the seeds log holds the table's current seed set."""
+    rows = await session.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s AND checksum = %s)"
+        ).format(qualified(target.schema, SEEDS_TABLE)),
+        (target.table.name, target.table.seeds_checksum),
+    )
+    return bool(rows[0][0])
+
+
 async def apply(session: Session, target: Target) -> int:
     """Insert the seed set unless logged; returns the number of rows inserted."""
     table, schema = target.table, target.schema
-    log = qualified(schema, SEEDS_TABLE)
-    found = await session.execute(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s AND checksum = %s)"
-        ).format(log),
-        (table.name, table.seeds_checksum),
-    )
-    if found[0][0]:
+    if await already_applied(session, target):
         return 0
 
     inserted = 0
@@ -63,17 +67,17 @@ async def apply(session: Session, target: Target) -> int:
         # Ids given by seeds must not be handed out again by the identity.
         await session.execute(
             sql.SQL(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                "SELECT setval(pg_get_serial_sequence(format('%%I.%%I', %s, %s), 'id'), "
                 "GREATEST((SELECT max(id) FROM {}), 1))"
             ).format(qualified(schema, table.name)),
-            (f'"{schema}"."{table.name}"',),
+            (schema, table.name),
         )
 
     await session.execute(
         sql.SQL(
             "INSERT INTO {} (data_source, table_name, checksum, rows_inserted) "
             "VALUES (%s, %s, %s, %s)"
-        ).format(log),
+        ).format(qualified(schema, SEEDS_TABLE)),
         (target.data_source, table.name, table.seeds_checksum, inserted),
     )
     return inserted
