@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import ValidationError
 from psycopg2 import sql
 
-from lowcode_db.model import CASTS, Column, Table
+from lowcode_db.model import Column, Table, placeholder
 from lowcode_db.rows import adapt
 from lowcode_db.schema import MAX_LIST
 from lowcode_db.values import load_value
@@ -41,12 +41,6 @@ class Problems:
                 f"{d['path']}: {d['message']}" for d in self.details[:5]
             )
             raise ValidationFailed(summary, details=self.details)
-
-
-def _placeholder(column: Column, array: bool = False) -> sql.Composable:
-    return sql.SQL("%s::{}{}").format(
-        sql.SQL(CASTS[column.type]), sql.SQL("[]" if array else "")
-    )
 
 
 def _escape_like(text: str) -> str:
@@ -129,7 +123,7 @@ class FilterCompiler:
 
     def _bind(self, column: Column, value: Any, path: str) -> sql.Composable:
         self.params.append(self._load(column, value, path))
-        return _placeholder(column)
+        return placeholder(column.type)
 
     def _operator(
         self, column: Column, op: str, operand: Any, path: str
@@ -196,10 +190,10 @@ class FilterCompiler:
         name = sql.Identifier(column.name)
         if op == "in":
             return sql.SQL("{} = ANY({})").format(
-                name, _placeholder(column, array=True)
+                name, placeholder(column.type, array=True)
             )
         return sql.SQL("({} IS NULL OR {} <> ALL({}))").format(
-            name, name, _placeholder(column, array=True)
+            name, name, placeholder(column.type, array=True)
         )
 
     def _like(self, column: Column, op: str, operand: Any, path: str) -> sql.Composable:

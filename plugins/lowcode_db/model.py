@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from marshmallow import Schema
+from psycopg2 import sql
 
 from lowcode_db.values import values_schema
 
@@ -30,6 +31,13 @@ PG_TYPES = {
 }
 # The cast written after each bound value, so PostgreSQL never guesses a parameter's type.
 CASTS = {**PG_TYPES, "string": "varchar", "datetime": "timestamptz"}
+
+
+def placeholder(field_type: str, array: bool = False) -> sql.Composed:
+    """``%s::<cast>`` (``[]`` for a list) for one bound value of ``field_type``."""
+    return sql.SQL("%s::{}{}").format(
+        sql.SQL(CASTS[field_type]), sql.SQL("[]" if array else "")
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from psycopg2 import sql
 
 from lowcode_db.ddl import qualified
 from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
-from lowcode_db.model import CASTS, Table
+from lowcode_db.model import Table, placeholder
 from lowcode_db.rows import adapt, row_to_json
 from lowcode_db.values import load_value
 from lowcode_runtime.errors import ValidationFailed
@@ -56,10 +56,10 @@ def _load_values(table: Table, values: dict[str, Any], partial: bool) -> dict[st
 
 
 def _id_condition(table: Table, value: Any) -> tuple[sql.Composable, Any]:
-    cast = sql.SQL(CASTS[table.id_type])
-    return sql.SQL("{} = %s::{}").format(sql.Identifier("id"), cast), _load_id(
-        table, value
+    condition = sql.SQL("{} = {}").format(
+        sql.Identifier("id"), placeholder(table.id_type)
     )
+    return condition, _load_id(table, value)
 
 
 def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -113,9 +113,7 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
         return Query(statement, [], names, "row")
 
     given = list(values)
-    placeholders = [
-        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column_type(n)])) for n in given
-    ]
+    placeholders = [placeholder(table.column_type(n)) for n in given]
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
         target, _columns(given), sql.SQL(", ").join(placeholders), _columns(names)
     )
@@ -141,9 +139,7 @@ def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
 
     names = list(table.names)
     assignments = [
-        sql.SQL("{} = %s::{}").format(
-            sql.Identifier(n), sql.SQL(CASTS[table.column_type(n)])
-        )
+        sql.SQL("{} = {}").format(sql.Identifier(n), placeholder(table.column_type(n)))
         for n in values
     ]
     statement = sql.SQL("UPDATE {} SET {} WHERE {} RETURNING {}").format(

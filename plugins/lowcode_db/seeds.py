@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from psycopg2 import sql
 
 from lowcode_db.ddl import SEEDS_TABLE, qualified
-from lowcode_db.model import CASTS, Table
+from lowcode_db.model import Table, placeholder
 from lowcode_db.rows import adapt
 from lowcode_db.values import load_value
 from lowcode_runtime.errors import ValidationFailed
@@ -94,9 +94,7 @@ async def _insert(
         return len(rows)
 
     names = list(values)
-    placeholders = [
-        sql.SQL("%s::{}").format(sql.SQL(CASTS[table.column_type(n)])) for n in names
-    ]
+    placeholders = [placeholder(table.column_type(n)) for n in names]
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) {} RETURNING 1").format(
         target,
         sql.SQL(", ").join(sql.Identifier(n) for n in names),
