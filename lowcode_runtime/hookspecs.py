@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -62,6 +63,18 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- life cycle of the service -------------------------------------------------------------
+
+
+@hookspec
+def runtime_service_resources(
+    settings: Settings,
+) -> AbstractContextManager[dict[str, Any] | None] | None:
+    """Called once per service, in the main process before any worker starts (and by commands).
+
+    Returns a context manager for a resource all workers share, such as an embedded database;
+    what it yields (a dict of ``Settings`` fields, or None) overrides the settings of every
+    worker. It is exited after the last worker stopped.
+    """
 
 
 @hookspec

@@ -32,7 +32,6 @@ from lowcode_runtime.plugins import PluginManager, build_type_registry
 SHUTDOWN_GRACE_S = 25.0
 """How long in-flight requests may run after SIGTERM; below the usual 30 s of orchestrators."""
 
-DB_PLUGIN = "db"
 WORKER_CLASS = "aiohttp.GunicornWebWorker"
 
 
@@ -55,10 +54,10 @@ def serve(
 
     with ExitStack() as stack:
         try:
-            settings = stack.enter_context(_database(settings, pm))
+            settings = stack.enter_context(service_resources(settings, pm))
         except Exception as e:
-            logger.bind(event=events.DB_UNAVAILABLE).opt(exception=e).error(
-                "the embedded PostgreSQL did not start; set DATABASE_URL to use another one"
+            logger.bind(event=events.SERVICE_RESOURCE_FAILED).opt(exception=e).error(
+                f"a service resource did not start: {e}"
             )
             return 1
         if workers == 1:
@@ -81,23 +80,17 @@ def _warn_about_process_local_state(settings: Settings, workers: int) -> None:
 
 
 @contextmanager
-def _database(settings: Settings, pm: PluginManager) -> Iterator[Settings]:
-    """Without ``DATABASE_URL``, one embedded PostgreSQL for the whole service, URL handed on.
+def service_resources(settings: Settings, pm: PluginManager) -> Iterator[Settings]:
+    """Enter every plugin's service-wide resource; yields the settings they amend.
 
-    Started before the server, so every worker (and a single process alike) connects to the
-    same one, and stopped after the last worker has exited.
+    Entered before the server (so every worker, and a single process alike, sees the same
+    resource) and exited after the last worker has stopped.
     """
-    if settings.database_url or not pm.has_plugin(DB_PLUGIN):
+    with ExitStack() as stack:
+        for resource in pm.hook.runtime_service_resources(settings=settings):
+            if resource is not None:
+                settings = settings.replace(**(stack.enter_context(resource) or {}))
         yield settings
-        return
-
-    from lowcode_db.embedded import start_embedded, stop_embedded
-
-    server, url = start_embedded()
-    try:
-        yield settings.replace(database_url=url)
-    finally:
-        stop_embedded(server)
 
 
 # --- one process ---------------------------------------------------------------------------

@@ -199,4 +199,4 @@ async def test_embedded_postgres_that_cannot_start_stops_start_up_with_exit_1(tm
         assert await service.wait_exit(timeout=20) == 1
     finally:
         service.kill()
-    assert "set DATABASE_URL" in service.events("db.unavailable")[0]["message"]
+    assert "set DATABASE_URL" in service.events("service.resource_failed")[0]["message"]

@@ -9,6 +9,7 @@ from lowcode_db.plugin import (
     register_datasource_types,
     register_routes,
     runtime_readiness,
+    runtime_service_resources,
     runtime_shutdown,
     runtime_startup,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "register_datasource_types",
     "register_routes",
     "runtime_readiness",
+    "runtime_service_resources",
     "runtime_shutdown",
     "runtime_startup",
 ]

@@ -64,15 +64,10 @@ def load_definition(path: Path) -> tuple[str, dict[str, Any]]:
 def _with_database(
     args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]
 ) -> int:
-    from lowcode_db.embedded import start_embedded, stop_embedded
+    from lowcode_db.embedded import embedded_database
     from lowcode_db.pool import Database
 
-    settings = args.settings
-    server, url = (None, settings.database_url)
-    if not url:
-        server, url = start_embedded()
-
-    async def main() -> int:
+    async def main(url: str) -> int:
         database = Database(url, 2)
         await database.open()
         try:
@@ -80,11 +75,10 @@ def _with_database(
         finally:
             await database.close()
 
-    try:
-        return asyncio.run(main())
-    finally:
-        if server is not None:
-            stop_embedded(server)
+    if args.settings.database_url:
+        return asyncio.run(main(args.settings.database_url))
+    with embedded_database() as url:
+        return asyncio.run(main(url))
 
 
 def _fail(error: RuntimeBackendError, as_json: bool) -> int:

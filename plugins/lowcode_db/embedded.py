@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,13 @@ def stop_embedded(server: Any) -> None:
     logger.bind(event=events.DB_EMBEDDED_STOPPED, dataDir=str(server.pgdata)).info(
         "embedded PostgreSQL stopped"
     )
+
+
+@contextmanager
+def embedded_database(data_dir: Path | str | None = None) -> Iterator[str]:
+    """The embedded server of ``data_dir`` while the block runs; yields its URL."""
+    server, url = start_embedded(data_dir)
+    try:
+        yield url
+    finally:
+        stop_embedded(server)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +155,31 @@ def register_routes(app: web.Application) -> None:
 @hookimpl
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     cli.add_commands(subparsers)
+
+
+@hookimpl
+def runtime_service_resources(settings: Settings) -> Any:
+    """Without ``DATABASE_URL``, one embedded PostgreSQL for the whole service."""
+    if settings.database_url:
+        return None
+    return _embedded_database_url()
+
+
+@contextmanager
+def _embedded_database_url() -> Iterator[dict[str, str]]:
+    from lowcode_db.embedded import start_embedded, stop_embedded
+
+    try:
+        server, url = start_embedded()
+    except Exception as e:
+        raise RuntimeError(
+            f"the embedded PostgreSQL did not start ({type(e).__name__}); "
+            "set DATABASE_URL to use another PostgreSQL"
+        ) from e
+    try:
+        yield {"database_url": url}
+    finally:
+        stop_embedded(server)
 
 
 @hookimpl
