@@ -102,22 +102,34 @@ def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
     return Query(statement, [value], names, "row")
 
 
+def insert_statement(
+    schema: str,
+    table: Table,
+    values: dict[str, Any],
+    returning: sql.Composable,
+    skip_existing_id: bool = False,
+) -> tuple[sql.Composed, list[Any]]:
+    """``INSERT ... RETURNING`` of loaded ``values`` (DEFAULT VALUES when empty), and its params."""
+    target = qualified(schema, table.name)
+    if not values:
+        statement = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}")
+        return statement.format(target, returning), []
+
+    names = list(values)
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) {}RETURNING {}").format(
+        target,
+        _columns(names),
+        sql.SQL(", ").join(placeholder(table.column_type(n)) for n in names),
+        sql.SQL("ON CONFLICT (id) DO NOTHING " if skip_existing_id else ""),
+        returning,
+    )
+    return statement, [adapt(table.column_type(n), values[n]) for n in names]
+
+
 def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
     values = _load_values(table, params["values"], partial=False)
     names = list(table.names)
-    target = qualified(schema, table.name)
-    if not values:
-        statement = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}").format(
-            target, _columns(names)
-        )
-        return Query(statement, [], names, "row")
-
-    given = list(values)
-    placeholders = [placeholder(table.column_type(n)) for n in given]
-    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
-        target, _columns(given), sql.SQL(", ").join(placeholders), _columns(names)
-    )
-    bound = [adapt(table.column_type(n), values[n]) for n in given]
+    statement, bound = insert_statement(schema, table, values, _columns(names))
     return Query(statement, bound, names, "row")
 
 

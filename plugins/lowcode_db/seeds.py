@@ -9,8 +9,8 @@ from marshmallow import ValidationError
 from psycopg2 import sql
 
 from lowcode_db.ddl import SEEDS_TABLE, qualified
-from lowcode_db.model import Table, placeholder
-from lowcode_db.rows import adapt
+from lowcode_db.model import Table
+from lowcode_db.queries import insert_statement
 from lowcode_db.values import load_value
 from lowcode_runtime.errors import ValidationFailed
 
@@ -86,22 +86,7 @@ async def apply(session: Session, target: Target) -> int:
 async def _insert(
     session: Session, schema: str, table: Table, values: dict[str, Any]
 ) -> int:
-    target = qualified(schema, table.name)
-    if not values:
-        rows = await session.execute(
-            sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING 1").format(target)
-        )
-        return len(rows)
-
-    names = list(values)
-    placeholders = [placeholder(table.column_type(n)) for n in names]
-    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) {} RETURNING 1").format(
-        target,
-        sql.SQL(", ").join(sql.Identifier(n) for n in names),
-        sql.SQL(", ").join(placeholders),
-        sql.SQL("ON CONFLICT (id) DO NOTHING" if "id" in values else ""),
+    statement, params = insert_statement(
+        schema, table, values, sql.SQL("1"), skip_existing_id="id" in values
     )
-    rows = await session.execute(
-        statement, [adapt(table.column_type(n), values[n]) for n in names]
-    )
-    return len(rows)
+    return len(await session.execute(statement, params))
