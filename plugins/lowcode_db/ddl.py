@@ -6,6 +6,7 @@ steps, each flagged destructive or not, so the CLI can show a plan and the migra
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,6 @@ def default_sql(column: Column) -> sql.Composable:
         return sql.SQL("gen_random_uuid()")
     value: Any = column.default
     if column.type == "json":
-        import json
-
         value = json.dumps(value)
     return sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(PG_TYPES[column.type]))
 

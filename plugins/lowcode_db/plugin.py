@@ -12,7 +12,7 @@ import psycopg2
 from aiohttp import web
 
 from lowcode_db import cli
-from lowcode_db.migrations import Migrator, Target
+from lowcode_db.migrations import Migrator, Reporter, Target
 from lowcode_db.model import Table, build_table
 from lowcode_db.pool import Database
 from lowcode_db.queries import BUILDERS, read_rows
@@ -42,7 +42,9 @@ class DbState:
 DB_STATE = web.AppKey("lowcode_db", DbState)
 
 
-def make_reporter(pm: Any) -> Any:
+def make_reporter(pm: Any) -> Reporter:
+    """Counts each migration that ran and tells the ``migration_applied`` hook."""
+
     def report(target: Target, outcome: str, statements: list[str]) -> None:
         MIGRATIONS.labels(outcome=outcome).inc()
         if pm is not None:
@@ -66,14 +68,11 @@ def _map_error(error: psycopg2.Error, table: Table) -> Exception:
     if error.pgcode == "23505":
         constraint = error.diag.constraint_name or ""
         index = next((i for i in table.indexes if i.name == constraint), None)
-        fields = (
-            ", ".join(index.fields)
-            if index
-            else "id"
-            if constraint.endswith("_pkey")
-            else ""
-        )
-        what = f" ({fields})" if fields else ""
+        what = ""
+        if index is not None:
+            what = f" ({', '.join(index.fields)})"
+        elif constraint.endswith("_pkey"):
+            what = " (id)"
         return Conflict(
             f"a row of {table.name} with the same unique value{what} already exists"
         )

@@ -55,11 +55,11 @@ class Session:
         self.pid = connection.raw.info.backend_pid
 
     async def execute(
-        self, query: Any, params: Sequence[Any] | None = None, fetch: bool = True
+        self, query: Any, params: Sequence[Any] | None = None
     ) -> list[tuple[Any, ...]]:
         """Run one statement; rows when it returns some, else an empty list."""
         STATEMENTS.count += 1
-        task = asyncio.ensure_future(self._run(query, params, fetch))
+        task = asyncio.ensure_future(self._run(query, params))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -74,10 +74,10 @@ class Session:
             # aiopg reports a statement cancelled by the server as CancelledError.
             raise Timeout("the database cancelled the statement") from None
 
-    async def _run(self, query: Any, params: Any, fetch: bool) -> list[tuple[Any, ...]]:
+    async def _run(self, query: Any, params: Any) -> list[tuple[Any, ...]]:
         async with self.connection.cursor(timeout=STATEMENT_TIMEOUT) as cursor:
             await cursor.execute(query, params)
-            if fetch and cursor.description is not None:
+            if cursor.description is not None:
                 return list(await cursor.fetchall())
             return []
 
