@@ -108,15 +108,23 @@ def run_migrate(args: argparse.Namespace) -> int:
         if args.settings.apply_seeds and table.seeds:
             load_seeds(table)
         target = Target(
-            args.project_id, schema_name(args.project_id), name, table,
-            args.settings.apply_seeds, args.settings.allow_destructive_migrations,
-        )  # fmt: skip
+            args.project_id,
+            schema_name(args.project_id),
+            name,
+            table,
+            args.settings.apply_seeds,
+            args.settings.allow_destructive_migrations,
+        )
     except RuntimeBackendError as e:
         return _fail(e, args.json)
 
     async def work(database: Any) -> int:
-        report: dict[str, Any] = {"projectId": args.project_id, "schema": target.schema,
-                                  "dataSource": name, "dryRun": args.dry_run}  # fmt: skip
+        report: dict[str, Any] = {
+            "projectId": args.project_id,
+            "schema": target.schema,
+            "dataSource": name,
+            "dryRun": args.dry_run,
+        }
         try:
             async with database.session() as session:
                 if args.dry_run:
@@ -128,15 +136,21 @@ def run_migrate(args: argparse.Namespace) -> int:
                     outcome = await migrator.ensure(session, target) or Outcome(
                         "unchanged"
                     )
-            report.update(outcome=outcome.outcome, statements=outcome.statements,
-                          changes=outcome.changes)  # fmt: skip
+            report.update(
+                outcome=outcome.outcome,
+                statements=outcome.statements,
+                changes=outcome.changes,
+            )
             code = EXIT_FAILED if outcome.outcome in ("blocked", "failed") else EXIT_OK
         except RuntimeBackendError as e:
             stopped = (
                 e.outcome if isinstance(e, MigrationStopped) else Outcome("failed")
             )
-            report.update(outcome=stopped.outcome, statements=stopped.statements,
-                          error=e.to_dict())  # fmt: skip
+            report.update(
+                outcome=stopped.outcome,
+                statements=stopped.statements,
+                error=e.to_dict(),
+            )
             code = EXIT_FAILED
 
         _print_plan(report, args.json)

@@ -83,8 +83,11 @@ def plan(schema: str, table: Table, catalog: Catalog) -> list[Step]:
             [id_sql(table), *(column_sql(c) for c in table.columns)]
         )
         steps.append(
-            Step(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, body),
-                 f"create table {table.name}"))  # fmt: skip
+            Step(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, body),
+                f"create table {table.name}",
+            )
+        )
     else:
         steps += _column_steps(target, table, catalog)
 
@@ -108,53 +111,58 @@ def plan(schema: str, table: Table, catalog: Catalog) -> list[Step]:
 def _column_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[Step]:
     steps: list[Step] = []
     alter = sql.SQL("ALTER TABLE {} ").format(target)
-    wanted_id = PG_TYPES["string" if table.id_type == "string" else table.id_type]
-    declared = [Column("id", table.id_type, required=True), *table.columns]
+    declared = [table.id_column, *table.columns]
 
     for column in declared:
         where = f"{table.name}.{column.name}"
         name = sql.Identifier(column.name)
         present = catalog.columns.get(column.name)
-        wanted = wanted_id if column.name == "id" else column.pg_type
 
         if present is None:
             destructive = (
                 column.required and not column.has_default and catalog.has_rows
             )
-            steps.append(Step(
-                alter + sql.SQL("ADD COLUMN IF NOT EXISTS {}").format(column_sql(column)),
-                f"add {'required ' if column.required else ''}field {where}"
-                + (" without a default to a table that has rows" if destructive else ""),
-                destructive,
-            ))  # fmt: skip
+            add = sql.SQL("ADD COLUMN IF NOT EXISTS {}").format(column_sql(column))
+            change = f"add {'required ' if column.required else ''}field {where}"
+            if destructive:
+                change += " without a default to a table that has rows"
+            steps.append(Step(alter + add, change, destructive))
             continue
 
         present_type, not_null = present
-        if present_type != wanted:
-            steps.append(Step(
-                alter + sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                    name, sql.SQL(wanted), name, sql.SQL(wanted)),
-                f"change the type of {where} from {present_type} to {wanted}",
-                True,
-            ))  # fmt: skip
+        wanted = sql.SQL(column.pg_type)
+        if present_type != column.pg_type:
+            retype = sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                name, wanted, name, wanted
+            )
+            change = (
+                f"change the type of {where} from {present_type} to {column.pg_type}"
+            )
+            steps.append(Step(alter + retype, change, True))
         if column.name == "id":
             continue
         if column.required and not not_null:
-            steps.append(Step(alter + sql.SQL("ALTER COLUMN {} SET NOT NULL").format(name),
-                              f"make {where} required", True))  # fmt: skip
+            steps.append(
+                Step(alter + _set_not_null(name), f"make {where} required", True)
+            )
         elif not column.required and not_null:
-            steps.append(Step(alter + sql.SQL("ALTER COLUMN {} DROP NOT NULL").format(name),
-                              f"make {where} optional"))  # fmt: skip
+            steps.append(Step(alter + _drop_not_null(name), f"make {where} optional"))
 
     # A field dropped from the definition stays, unused; it must not block inserts.
     known = {c.name for c in declared}
-    for name, (_, not_null) in sorted(catalog.columns.items()):
-        if name not in known and not_null:
-            steps.append(Step(
-                alter + sql.SQL("ALTER COLUMN {} DROP NOT NULL").format(sql.Identifier(name)),
-                f"make the unused field {table.name}.{name} optional",
-            ))  # fmt: skip
+    for unused, (_, not_null) in sorted(catalog.columns.items()):
+        if unused not in known and not_null:
+            change = f"make the unused field {table.name}.{unused} optional"
+            steps.append(Step(alter + _drop_not_null(sql.Identifier(unused)), change))
     return steps
+
+
+def _set_not_null(name: sql.Identifier) -> sql.Composed:
+    return sql.SQL("ALTER COLUMN {} SET NOT NULL").format(name)
+
+
+def _drop_not_null(name: sql.Identifier) -> sql.Composed:
+    return sql.SQL("ALTER COLUMN {} DROP NOT NULL").format(name)
 
 
 BOOTSTRAP = (

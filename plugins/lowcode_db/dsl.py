@@ -18,8 +18,19 @@ from lowcode_db.schema import MAX_LIST
 from lowcode_db.values import load_value
 from lowcode_runtime.errors import ValidationFailed
 
-OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "notIn", "contains", "startsWith",
-             "isNull")  # fmt: skip
+OPERATORS = (
+    "eq",
+    "ne",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "in",
+    "notIn",
+    "contains",
+    "startsWith",
+    "isNull",
+)
 UNORDERED = ("boolean", "json")
 TEXTUAL = ("string", "text")
 MAX_DEPTH = 8
@@ -103,8 +114,10 @@ class FilterCompiler:
             if not value:
                 self.problems.add(path, "expected at least one operator")
                 return sql.SQL("FALSE")
-            parts = [self._operator(column, op, operand, f"{path}.{op}")
-                     for op, operand in value.items()]  # fmt: skip
+            parts = [
+                self._operator(column, op, operand, f"{path}.{op}")
+                for op, operand in value.items()
+            ]
             return sql.SQL(" AND ").join(parts)
         if isinstance(value, list):
             self.problems.add(path, 'to match one of several values use {"in": [...]}')

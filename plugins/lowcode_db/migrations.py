@@ -183,10 +183,14 @@ async def migrate(session: Session, target: Target, dry_run: bool) -> Outcome:
 
     if outcome.outcome != "unchanged" and not dry_run:
         logger.bind(
-            event=events.DB_MIGRATION, projectId=target.project_id, schema=schema,
-            dataSource=target.data_source, table=table.name, outcome=outcome.outcome,
+            event=events.DB_MIGRATION,
+            projectId=target.project_id,
+            schema=schema,
+            dataSource=target.data_source,
+            table=table.name,
+            outcome=outcome.outcome,
             statements=len(outcome.statements),
-        ).info(f"migration {outcome.outcome} for {schema}.{table.name}")  # fmt: skip
+        ).info(f"migration {outcome.outcome} for {schema}.{table.name}")
     return outcome
 
 
@@ -223,8 +227,11 @@ async def _migrate_in_transaction(
     outcome = Outcome("applied", statements, [s.change for s in shown])
 
     if dry_run:
-        outcome.outcome = "blocked" if destructive and not target.allow_destructive else (
-            "applied" if shown else "unchanged")  # fmt: skip
+        outcome.outcome = (
+            "blocked"
+            if destructive and not target.allow_destructive
+            else ("applied" if shown else "unchanged")
+        )
         outcome.changes = destructive or outcome.changes
         return outcome
 

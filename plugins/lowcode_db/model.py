@@ -111,8 +111,12 @@ def build_table(definition: dict[str, Any]) -> Table:
     """The :class:`Table` of a loaded definition (cached by its checksum)."""
     shape = {k: definition.get(k, []) for k in ("table", "fields", "indexes")}
     seeds = definition.get("seeds") or []
-    return _build(checksum(shape), json.dumps(shape), checksum(seeds) if seeds else None,
-                  json.dumps(seeds, default=str))  # fmt: skip
+    return _build(
+        checksum(shape),
+        json.dumps(shape),
+        checksum(seeds) if seeds else None,
+        json.dumps(seeds, default=str),
+    )
 
 
 @lru_cache(maxsize=512)
@@ -134,11 +138,14 @@ def _build(
                 f.get("default"),
                 f.get("default") is not None,
                 bool(f.get("unique")),
-            )  # fmt: skip
+            )
         )
 
-    indexes = [Index(index_name(shape["table"], (c.name,), True), (c.name,), True)
-               for c in columns if c.unique]  # fmt: skip
+    indexes = [
+        Index(index_name(shape["table"], (c.name,), True), (c.name,), True)
+        for c in columns
+        if c.unique
+    ]
     for i in shape["indexes"]:
         names = tuple(i["fields"])
         indexes.append(
@@ -146,7 +153,7 @@ def _build(
                 i.get("name") or index_name(shape["table"], names, i["unique"]),
                 names,
                 bool(i["unique"]),
-            )  # fmt: skip
+            )
         )
 
     return Table(

@@ -49,9 +49,11 @@ def make_reporter(pm: Any) -> Reporter:
         MIGRATIONS.labels(outcome=outcome).inc()
         if pm is not None:
             pm.hook.migration_applied(
-                project_id=target.project_id, data_source=target.data_source,
-                statements=statements, outcome=outcome,
-            )  # fmt: skip
+                project_id=target.project_id,
+                data_source=target.data_source,
+                statements=statements,
+                outcome=outcome,
+            )
 
     return report
 
@@ -98,9 +100,13 @@ async def handle(call: Call) -> Result:
     table = build_table(call.definition)
     query = BUILDERS[call.operation](schema, table, call.params)
     target = Target(
-        call.project_id, schema, call.name, table,
-        call.settings.apply_seeds, call.settings.allow_destructive_migrations,
-    )  # fmt: skip
+        call.project_id,
+        schema,
+        call.name,
+        table,
+        call.settings.apply_seeds,
+        call.settings.allow_destructive_migrations,
+    )
     if target.apply_seeds and table.seeds and not migrator.is_known(target):
         load_seeds(table)
 
@@ -206,8 +212,12 @@ def runtime_readiness(app: web.Application) -> Any:
     async def check() -> dict[str, Any]:
         state = app.get(DB_STATE)
         if state is None or state.database is None:
-            return {"name": "db", "ok": False, "code": "DB_UNAVAILABLE",
-                    "message": "the db plugin has not started"}  # fmt: skip
+            return {
+                "name": "db",
+                "ok": False,
+                "code": "DB_UNAVAILABLE",
+                "message": "the db plugin has not started",
+            }
         return await state.database.ping()
 
     return check()

@@ -94,9 +94,13 @@ class Database:
         """Create the pool; it connects on demand, so start-up never waits for the database."""
         if self.dsn is not None:
             self.pool = await aiopg.create_pool(
-                self.dsn, minsize=0, maxsize=self.pool_max, timeout=ACQUIRE_TIMEOUT,
-                enable_hstore=False, enable_uuid=False,
-            )  # fmt: skip
+                self.dsn,
+                minsize=0,
+                maxsize=self.pool_max,
+                timeout=ACQUIRE_TIMEOUT,
+                enable_hstore=False,
+                enable_uuid=False,
+            )
 
     async def close(self) -> None:
         if self.pool is not None:

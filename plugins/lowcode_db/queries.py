@@ -16,7 +16,7 @@ from psycopg2 import sql
 from lowcode_db.ddl import qualified
 from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
 from lowcode_db.model import Table, placeholder
-from lowcode_db.rows import adapt, row_to_json
+from lowcode_db.rows import adapt, row_to_json, to_json
 from lowcode_db.values import load_value
 from lowcode_runtime.errors import ValidationFailed
 
@@ -76,8 +76,8 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
         statement = sql.SQL(
             "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s"
         ).format(_columns(names), source, where, order)
-        return Query(statement, [*compiler.params, limit + 1, offset], names, "list",
-                     limit, offset)  # fmt: skip
+        params_ = [*compiler.params, limit + 1, offset]
+        return Query(statement, params_, names, "list", limit, offset)
 
     # One round trip: the count and the page, the page numbered so its order survives the join.
     statement = sql.SQL(
@@ -86,9 +86,13 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
         "FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s) p ON true "
         "ORDER BY p.{n}"
     ).format(
-        total=sql.Identifier(TOTAL), source=source, where=where, columns=_columns(names),
-        order=order, n=sql.Identifier(ROW_NUMBER),
-    )  # fmt: skip
+        total=sql.Identifier(TOTAL),
+        source=source,
+        where=where,
+        columns=_columns(names),
+        order=order,
+        n=sql.Identifier(ROW_NUMBER),
+    )
     params_ = [*compiler.params, *compiler.params, limit + 1, offset]
     return Query(statement, params_, names, "list", limit, offset, with_total=True)
 
@@ -189,8 +193,9 @@ def read_rows(
     if query.shape == "row":
         return (row_to_json(query.names, types, rows[0]) if rows else None), {}
     if query.shape == "deleted":
-        return ({"id": row_to_json(["id"], types, rows[0])["id"], "deleted": True}
-                if rows else None), {}  # fmt: skip
+        if not rows:
+            return None, {}
+        return {"id": to_json(table.id_type, rows[0][0]), "deleted": True}, {}
 
     total = None
     if query.with_total:

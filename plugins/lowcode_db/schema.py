@@ -21,8 +21,17 @@ from marshmallow import fields as mf
 from lowcode_db.values import INT64_MAX, load_value
 
 FIELD_TYPES = (
-    "string", "text", "integer", "float", "decimal", "boolean", "date", "datetime", "json", "uuid",
-)  # fmt: skip
+    "string",
+    "text",
+    "integer",
+    "float",
+    "decimal",
+    "boolean",
+    "date",
+    "datetime",
+    "json",
+    "uuid",
+)
 ID_TYPES = ("integer", "uuid", "string")
 MAX_FIELDS = 200
 MAX_INDEXES = 50
