@@ -48,10 +48,7 @@ class Problems:
 
     def raise_any(self) -> None:
         if self.details:
-            summary = "; ".join(
-                f"{d['path']}: {d['message']}" for d in self.details[:5]
-            )
-            raise ValidationFailed(summary, details=self.details)
+            raise ValidationFailed.from_details(self.details)
 
 
 def _escape_like(text: str) -> str:
