@@ -176,6 +176,8 @@ async def migrate(session: Session, target: Target, dry_run: bool) -> Outcome:
     await session.execute("BEGIN")
     try:
         outcome = await _migrate_in_transaction(session, target, dry_run)
+    except MigrationStopped:
+        raise  # its log rows are committed already
     except BaseException:
         await _rollback(session)
         raise
