@@ -238,7 +238,9 @@ async def test_metrics_of_every_worker_are_summed_in_any_scrape(start_service):
         # A new connection each time, so the kernel spreads them over the workers.
         await get_status(f"{service.url}/v1/plugins", AUTH)
 
-    marker = 'lowcode_http_requests_total{method="GET",route="/v1/plugins",status="200"}'
+    marker = (
+        'lowcode_http_requests_total{method="GET",route="/v1/plugins",status="200"}'
+    )
     for _ in range(4):
         async with aiohttp.ClientSession(headers=AUTH) as session:
             async with session.get(f"{service.url}/metrics") as response:
