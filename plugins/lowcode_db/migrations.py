@@ -105,7 +105,7 @@ class Migrator:
     def __init__(self, report: Reporter | None = None) -> None:
         self.applied: set[tuple[Any, ...]] = set()
         self.report = report or (lambda target, outcome, statements: None)
-        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+        self._locks: dict[tuple[Any, ...], tuple[asyncio.Lock, int]] = {}
 
     def is_known(self, target: Target) -> bool:
         return target.key in self.applied
@@ -118,7 +118,9 @@ class Migrator:
         """Migrate ``target`` unless known applied; None on the warm path."""
         if target.key in self.applied:
             return None
-        lock = self._locks.setdefault(target.key, asyncio.Lock())
+        # One lock per target while anyone holds or awaits it; dropped by the last user.
+        lock, users = self._locks.get(target.key, (asyncio.Lock(), 0))
+        self._locks[target.key] = (lock, users + 1)
         try:
             async with lock:
                 if target.key in self.applied:
@@ -132,8 +134,11 @@ class Migrator:
                     self.report(target, "applied", outcome.statements)
                 self.applied.add(target.key)
         finally:
-            if not lock.locked():
-                self._locks.pop(target.key, None)
+            lock, users = self._locks[target.key]
+            if users == 1:
+                del self._locks[target.key]
+            else:
+                self._locks[target.key] = (lock, users - 1)
         return outcome
 
 
