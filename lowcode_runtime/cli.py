@@ -20,6 +20,7 @@ from lowcode_runtime.logs import logger, setup_logging
 from lowcode_runtime.plugins import PluginConflict, PluginManager, build_plugin_manager
 
 EXIT_CONFIG = 2
+MIN_TOKEN_LENGTH = 32
 DESCRIPTION = """\
 lowcode-runtime runs a low-code app's dataSources on the server, in preview mode, so that
 project secrets never reach a browser. Configure it with environment variables (see
@@ -69,6 +70,11 @@ def build_parser(pm: PluginManager) -> argparse.ArgumentParser:
 def generate_token_if_missing(settings: Settings) -> Settings:
     """With no token configured, make one and log it in one line, the only line that holds it."""
     if settings.auth_token:
+        if len(settings.auth_token) < MIN_TOKEN_LENGTH:
+            logger.bind(event=events.CONFIG_WARNING).warning(
+                f"RUNTIME_BACKEND_AUTH_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters; "
+                "use a long random token outside of tests"
+            )
         return settings
     token = secrets.token_urlsafe(32)
     logger.bind(event=events.SERVICE_TOKEN_GENERATED, _unmasked=True).warning(

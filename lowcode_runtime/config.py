@@ -32,6 +32,15 @@ class CommaList(mf.Field):
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
+class LowerString(mf.String):
+    """A keyword read case-insensitively (``INFO`` and ``info`` alike)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
 class EnvBoolean(mf.Boolean):
     truthy = {"true", "1", "yes", "on"}
     falsy = {"false", "0", "no", "off", ""}
@@ -57,13 +66,13 @@ class SettingsSchema(Schema):
     host = mf.String(
         data_key="HOST", load_default="0.0.0.0", metadata={"doc": "bind address"}
     )
-    log_level = mf.String(
+    log_level = LowerString(
         data_key="LOG_LEVEL",
         load_default="info",
         validate=validate.OneOf(LOG_LEVELS),
         metadata={"doc": "trace, debug, info, warning, error"},
     )
-    log_format = mf.String(
+    log_format = LowerString(
         data_key="LOG_FORMAT",
         load_default="json",
         validate=validate.OneOf(("json", "pretty")),
@@ -72,11 +81,12 @@ class SettingsSchema(Schema):
     auth_token = mf.String(
         data_key="RUNTIME_BACKEND_AUTH_TOKEN",
         load_default=None,
-        validate=validate.Length(
-            min=16, error="expected a token of at least 16 characters"
+        validate=validate.Regexp(
+            r"^[\x21-\x7e]+$", error="expected printable characters without spaces"
         ),
         metadata={
-            "doc": "service token for inbound calls; generated and logged once if unset"
+            "secret": True,
+            "doc": "service token for inbound calls; generated and logged once if unset",
         },
     )
     rate_limit_max = mf.Integer(
@@ -132,13 +142,17 @@ class SettingsSchema(Schema):
             r"^rediss?://", error="expected a redis:// or rediss:// URL"
         ),
         metadata={
-            "doc": "share rate-limit counters and the secrets cache through Redis"
+            "secret": True,
+            "doc": "share rate-limit counters and the secrets cache through Redis",
         },
     )
     database_url = mf.String(
         data_key="DATABASE_URL",
         load_default=None,
-        metadata={"doc": "preview PostgreSQL; embedded PostgreSQL when unset"},
+        metadata={
+            "secret": True,
+            "doc": "preview PostgreSQL; embedded PostgreSQL when unset",
+        },
     )
     database_pool_max = mf.Integer(
         data_key="DATABASE_POOL_MAX",
@@ -171,7 +185,7 @@ class SettingsSchema(Schema):
     api_service_secret = mf.String(
         data_key="API_SERVICE_SECRET",
         load_default=None,
-        metadata={"doc": "this service's secret at that API"},
+        metadata={"secret": True, "doc": "this service's secret at that API"},
     )
     secrets_cache_ttl_ms = mf.Integer(
         data_key="SECRETS_CACHE_TTL_MS",
@@ -227,6 +241,13 @@ class Settings:
         return Settings(**values)
 
 
+SECRET_VARIABLES = frozenset(
+    field.data_key
+    for field in SettingsSchema().fields.values()
+    if field.metadata.get("secret") and field.data_key
+)
+
+
 def variables() -> dict[str, tuple[str, Any, str]]:
     """Each variable's name mapped to (attribute, default, doc), for docs and `.env.example`."""
     schema = SettingsSchema()
@@ -250,9 +271,9 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     except ValidationError as e:
         name, problems = next(iter(e.normalized_messages().items()))
         problem = problems[0] if isinstance(problems, list) else problems
-        raise ConfigError(
-            f"{name}={raw.get(name, '')!r} is invalid: {problem}"
-        ) from None
+        # A secret's value is never echoed, not even a malformed one.
+        shown = "" if name in SECRET_VARIABLES else f"={raw.get(name, '')!r}"
+        raise ConfigError(f"{name}{shown} is invalid: {problem}") from None
 
     for key in ("cors_origins", "trusted_proxies", "egress_allow"):
         loaded[key] = tuple(loaded[key])

@@ -130,3 +130,31 @@ def test_plugins_command_lists_builtin_types():
     result = run_cli("plugins", "--json")
     assert result.returncode == 0, result.stderr
     assert '"lowcode-runtime"' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("RUNTIME_BACKEND_AUTH_TOKEN", "has a space-secret"),
+        ("REDIS_URL", "http://user:hunter2-pass@cache"),
+    ],
+)
+def test_a_bad_secret_is_named_but_not_echoed(name, value):
+    result = run_cli("plugins", **{name: value})
+    assert result.returncode == 2
+    assert name in result.stderr
+    assert value not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_keywords_are_read_case_insensitively():
+    settings = load_settings({"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Pretty"})
+    assert (settings.log_level, settings.log_format) == ("warning", "pretty")
+
+
+def test_a_short_configured_token_is_accepted_with_a_warning(logs):
+    from lowcode_runtime.cli import generate_token_if_missing
+
+    settings = generate_token_if_missing(Settings(auth_token="short"))
+    assert settings.auth_token == "short"
+    assert "shorter than" in logs.events("service.config_warning")[0]["message"]
+    assert "short" not in logs.events("service.config_warning")[0].get("token", "")
