@@ -1,0 +1,45 @@
+"""Strict marshmallow fields for JSON input: a JSON type never stands in for another.
+
+marshmallow's own ``Boolean`` reads ``"yes"`` and ``1`` as true and ``Integer`` reads ``"500"``;
+for a contract that calls wrong types ``VALIDATION_FAILED`` they are too forgiving. Use these
+(or ``Integer(strict=True)``) for every input schema, core and plugins alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import fields
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON ``true`` and ``false``."""
+
+    default_error_messages = {"invalid": "Not a valid boolean: expected true or false."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        # ``1 in {True}`` holds in Python, so the type is checked, not membership.
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """Only JSON integers: no strings, no floats, no booleans."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class StrictFloat(fields.Float):
+    """Only JSON numbers: no strings, no booleans; finite unless ``allow_nan``."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._validated(value)
