@@ -17,6 +17,7 @@ from typing import Any
 from lowcode_runtime import __version__, events
 from lowcode_runtime.config import ConfigError, Settings, load_settings
 from lowcode_runtime.logs import logger, setup_logging
+from lowcode_runtime.masking import mask
 from lowcode_runtime.plugins import PluginConflict, PluginManager, build_plugin_manager
 
 EXIT_CONFIG = 2
@@ -147,6 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginConflict as e:
         logger.error(str(e))
         print(f"lowcode-runtime: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # One masked line for people; the traceback only at debug level, masked too.
+        log = logger.bind(event=events.COMMAND_FAILED, command=args.command)
+        log.opt(exception=e).debug("traceback of the failure")
+        log.error(f"{args.command} failed: {type(e).__name__}: {e}")
+        print(mask(f"lowcode-runtime: {args.command} failed: {e}"), file=sys.stderr)
         return 1
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,6 +45,20 @@ class LowerString(mf.String):
 class EnvBoolean(mf.Boolean):
     truthy = {"true", "1", "yes", "on"}
     falsy = {"false", "0", "no", "off", ""}
+
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$"
+)
+
+
+def _hosts_or_networks(items: list[str]) -> None:
+    for item in items:
+        if "/" in item or ":" in item or item.replace(".", "").isdigit():
+            _networks([item])
+        elif not _HOSTNAME.match(item):
+            raise ValidationError(f"{item!r} is not a host name, IP address or CIDR")
 
 
 def _networks(items: list[str]) -> None:
@@ -127,6 +142,7 @@ class SettingsSchema(Schema):
     egress_allow = CommaList(
         data_key="RUNTIME_BACKEND_EGRESS_ALLOW",
         load_default=list,
+        validate=_hosts_or_networks,
         metadata={"doc": "hosts or CIDRs that rest may reach although private"},
     )
     rest_max_response_bytes = mf.Integer(

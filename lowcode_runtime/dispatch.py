@@ -44,6 +44,11 @@ _execute_schema = ExecuteRequestSchema()
 
 def project_id_from(request: web.Request) -> str:
     project_id = request.match_info["projectId"]
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in project_id):
+        raise errors.ValidationFailed(
+            "projectId must not hold control characters",
+            [{"path": "projectId", "message": "must not hold control characters"}],
+        )
     if not project_id.strip():
         raise errors.ValidationFailed(
             "projectId must not be empty or blank",
@@ -133,7 +138,13 @@ async def execute(request: web.Request) -> web.Response:
         # A call whose type and name are known but whose definition or params are refused
         # still gets its error event, so a dashboard sees every failed call.
         if envelope.CALL_META in request:
-            _record(project_id, request[envelope.CALL_META], e, started)
+            _record(
+                request.app[TYPE_REGISTRY],
+                project_id,
+                request[envelope.CALL_META],
+                e,
+                started,
+            )
         raise
 
     result = await run_call(request, call, started)
@@ -160,7 +171,9 @@ async def run_call(request: web.Request, call: Call, started: float) -> Result:
         error = errors.Timeout() if call.deadline.expired() else errors.Internal()
         raise
     finally:
-        duration_ms = _record(call.project_id, meta, error, started)
+        duration_ms = _record(
+            request.app[TYPE_REGISTRY], call.project_id, meta, error, started
+        )
         hooks.datasource_call_finished(
             call=call,
             outcome="error" if error else "success",
@@ -169,7 +182,18 @@ async def run_call(request: web.Request, call: Call, started: float) -> Result:
         )
 
 
+def _known_labels(registry: dict[str, Any], meta: dict[str, str]) -> tuple[str, str]:
+    """Type and operation as metric labels, or ``unknown``: callers must not grow /metrics."""
+    registered = registry.get(meta["type"])
+    if registered is None:
+        return "unknown", "unknown"
+    if meta["operation"] not in registered.type.operations:
+        return meta["type"], "unknown"
+    return meta["type"], meta["operation"]
+
+
 def _record(
+    registry: dict[str, Any],
     project_id: str,
     meta: dict[str, str],
     error: errors.RuntimeBackendError | None,
@@ -178,7 +202,7 @@ def _record(
     """Emit the call's success or error event and its metrics; returns its duration."""
     duration_ms = round((time.monotonic() - started) * 1000, 3)
     outcome = "error" if error else "success"
-    labels = (meta["type"], meta["operation"], outcome)
+    labels = (*_known_labels(registry, meta), outcome)
     metrics.CALLS.labels(*labels).inc()
     metrics.CALL_DURATION.labels(*labels).observe(duration_ms / 1000)
 

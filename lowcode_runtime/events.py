@@ -15,6 +15,7 @@ SERVICE_STOPPED = "service.stopped"
 SERVER_PROCESS = "service.process"
 CONFIG_WARNING = "service.config_warning"
 SERVICE_RESOURCE_FAILED = "service.resource_failed"
+COMMAND_FAILED = "service.command_failed"
 
 PLUGIN_LOADED = "plugin.loaded"
 PLUGIN_LOAD_FAILED = "plugin.load_failed"

@@ -29,10 +29,19 @@ EXTRA_HEADERS = web.RequestKey("extra_headers", dict)
 
 # aiohttp's own HTTP errors, mapped onto the contract's codes.
 _HTTP_ERRORS: dict[int, type[errors.RuntimeBackendError]] = {
+    403: errors.Forbidden,
     404: errors.NotFound,
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
 }
+
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method_label(request: web.Request) -> str:
+    """Metric labels stay bounded whatever method a client invents."""
+    return request.method if request.method in KNOWN_METHODS else "OTHER"
 
 
 def _route_label(request: web.Request) -> str:
@@ -62,7 +71,7 @@ async def trace_middleware(
     response.headers["x-request-id"] = request_id
     response.headers.update(request[EXTRA_HEADERS])
     metrics.HTTP_REQUESTS.labels(
-        request.method, _route_label(request), response.status
+        _method_label(request), _route_label(request), response.status
     ).inc()
     logger.bind(
         event=events.HTTP_REQUEST,
@@ -91,7 +100,8 @@ async def error_middleware(
             mapped: errors.RuntimeBackendError = errors.Internal(e.reason)
             mapped.status = e.status
         else:
-            mapped = error_class()
+            # aiohttp's reason (e.g. aiohttp-cors refusing an origin) says more than ours.
+            mapped = error_class(e.text if e.status == 403 and e.text else None)
         if e.status == 405 and isinstance(e, web.HTTPMethodNotAllowed):
             request[EXTRA_HEADERS]["Allow"] = ",".join(sorted(e.allowed_methods))
         return _error_answer(request, mapped)

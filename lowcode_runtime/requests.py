@@ -10,21 +10,80 @@ from aiohttp import web
 from lowcode_runtime import errors
 from lowcode_runtime.keys import SETTINGS
 
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects a body may have; no dataSource needs more."""
+
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_strict_json(raw: bytes) -> Any:
-    """Parse ``raw`` as RFC 8259 JSON: ``NaN``/``Infinity`` and bad UTF-8 are rejected."""
+    """Parse ``raw`` as RFC 8259 JSON; refuse what only a lenient parser would take.
+
+    ``NaN``/``Infinity``, bad UTF-8, a byte-order mark, lone surrogate escapes (``"\\ud800"``,
+    which no database or upstream can store) and nesting past :data:`MAX_DEPTH` are refused.
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise errors.InvalidJson(
+            "request body starts with a byte-order mark; send plain UTF-8"
+        )
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError as e:
-        raise errors.InvalidJson("request body is not UTF-8 encoded JSON") from e
-    except (ValueError, RecursionError) as e:
-        reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-        raise errors.InvalidJson(f"request body is not valid JSON: {reason}") from e
+        raise errors.InvalidJson(
+            f"request body is not UTF-8: invalid byte at position {e.start}"
+        ) from e
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise errors.InvalidJson(
+            f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from e
+    except ValueError as e:
+        raise errors.InvalidJson(f"request body is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise _too_deep() from e
+
+    # Both checks walk the value, so they run only where the text shows they may be needed.
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    if deep or "\\u" in text:
+        _check_value(value, deep)
+    return value
+
+
+def _too_deep() -> errors.ValidationFailed:
+    return errors.ValidationFailed(
+        f"request body is nested deeper than {MAX_DEPTH} levels",
+        [{"path": "$", "message": f"nested deeper than {MAX_DEPTH} levels"}],
+    )
+
+
+def _check_value(value: Any, check_depth: bool) -> None:
+    """Refuse nesting past the limit and strings with a lone UTF-16 surrogate.
+
+    A lone surrogate is a legal JSON escape but no Unicode character: no database or upstream
+    can take it.
+    """
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise errors.InvalidJson(
+                    "request body holds a lone surrogate escape (\\ud800-\\udfff), "
+                    "which is no Unicode character"
+                ) from e
+            continue
+        if isinstance(item, (dict, list)) and check_depth and depth >= MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(item, dict):
+            pending.extend((key, depth) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

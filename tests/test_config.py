@@ -99,6 +99,8 @@ def test_values_are_parsed():
         ("REDIS_URL", "http://x"),
         ("RUNTIME_BACKEND_REQUEST_TIMEOUT_MS", "0"),
         ("API_BASE_URL", "not a url"),
+        ("RUNTIME_BACKEND_EGRESS_ALLOW", "10.0.0.0/33"),
+        ("RUNTIME_BACKEND_EGRESS_ALLOW", "not a host"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
@@ -158,3 +160,12 @@ def test_a_short_configured_token_is_accepted_with_a_warning(logs):
     assert settings.auth_token == "short"
     assert "shorter than" in logs.events("service.config_warning")[0]["message"]
     assert "short" not in logs.events("service.config_warning")[0].get("token", "")
+
+
+def test_a_failing_command_prints_one_masked_line():
+    result = run_cli(
+        "status", "p1", DATABASE_URL="mysql://user:supersecretpw@db.invalid/x"
+    )
+    assert result.returncode == 1
+    assert "supersecretpw" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

@@ -238,3 +238,59 @@ async def test_invalid_json_is_400(make_client, raw):
     )
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "INVALID_JSON"
+
+
+async def test_a_refused_preflight_is_forbidden_not_internal(make_client):
+    client = await make_client(
+        load_entry_points=False, cors_origins=("http://app.test",)
+    )
+    response = await client.options(
+        "/v1/plugins",
+        headers={"Origin": "http://evil.test", "Access-Control-Request-Method": "GET"},
+    )
+    body = await response.json()
+    assert response.status == 403
+    assert body["error"]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (b"\xef\xbb\xbf{}", "INVALID_JSON"),
+        (b'{"dataSource": {"type": "echo", "name": "\\ud800"}}', "INVALID_JSON"),
+        (b"[" * 65 + b"]" * 65, "VALIDATION_FAILED"),
+        (b'{"a": ' * 3000 + b"1" + b"}" * 3000, "VALIDATION_FAILED"),
+    ],
+)
+async def test_bodies_no_dataSource_could_use_are_refused(make_client, raw, code):
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
+    response = await client.post(
+        EXECUTE, data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == code
+
+
+async def test_a_project_id_with_control_characters_is_refused(make_client):
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
+    response = await client.post(
+        "/v1/projects/zz%00q/datasources/execute", json=ECHO_CALL, headers=AUTH
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["details"][0]["path"] == "projectId"
+
+
+async def test_invented_types_do_not_grow_the_metrics(make_client):
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
+    for i in range(3):
+        body = {"dataSource": {"type": f"rand{i}", "name": "x"}, "operation": f"op{i}"}
+        await client.post(EXECUTE, json=body, headers=AUTH)
+    text = await (await client.get("/metrics", headers=AUTH)).text()
+    assert "rand" not in text and "op1" not in text
+    assert 'type="unknown"' in text
