@@ -8,6 +8,7 @@ import tracemalloc
 
 import pytest
 
+from lowcode_runtime import events
 from tests.fixtures.upstream import execute
 
 
@@ -238,6 +239,23 @@ async def test_a_sixth_redirect_is_unreachable(rest_client, upstream):
     assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
     assert "redirect" in body["error"]["message"]
     assert len(upstream.requests) == 6
+
+
+@pytest.mark.parametrize(
+    "location", ["http://127.0.0.1:99999/echo", "http://a..b/echo", "http://①②⑦.0.0.1/"]
+)
+async def test_a_redirect_to_an_invalid_url_is_unreachable(
+    rest_client, upstream, logs, location
+):
+    response, body = await execute(
+        rest_client, {"url": upstream.url("/redirect-to"), "query": {"url": location}}
+    )
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
+    assert "invalid URL" in body["error"]["message"]
+    assert len(upstream.requests) == 1
+    assert logs.events(events.HTTP_UNHANDLED) == []
 
 
 async def test_redirects_not_followed_when_switched_off(rest_client, upstream):

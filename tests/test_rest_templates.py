@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from lowcode_runtime import events
 from tests.fixtures.upstream import execute
 
 
@@ -73,6 +74,59 @@ async def test_url_other_than_absolute_http_is_refused(client, upstream, url):
 
     assert response.status == 400
     assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.url"
+
+
+@pytest.mark.parametrize(
+    "port", ["99999", "65536", "-1", "abc", "0", "{{ params.port }}"]
+)
+async def test_a_url_with_an_invalid_port_is_refused(client, upstream, logs, port):
+    response, body = await execute(
+        client, {"url": f"http://127.0.0.1:{port}/echo"}, params={"port": "70000"}
+    )
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"] == [
+        {
+            "path": "dataSource.url",
+            "message": "the URL's port must be a number from 1 to 65535",
+        }
+    ]
+    assert logs.events(events.HTTP_UNHANDLED) == []
+
+
+@pytest.mark.parametrize("host", ["a..b", "a" * 300, ".a", "x." * 130])
+async def test_a_param_forming_an_invalid_host_name_is_refused(
+    client, upstream, logs, host
+):
+    response, body = await execute(
+        client, {"url": "http://{{ params.h }}/echo"}, params={"h": host}
+    )
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.url"
+    assert "host" in body["error"]["details"][0]["message"]
+    assert logs.events(events.HTTP_UNHANDLED) == []
+
+
+@pytest.mark.parametrize("host", ["①②⑦.0.0.1", "127.0.0.１", "１２７.１"])
+async def test_an_address_spelt_in_non_ascii_digits_is_refused(client, upstream, host):
+    # 127.0.0.1 is allowed here: the spelling itself is refused, the upstream never hears.
+    response, body = await execute(client, {"url": upstream.url("/echo", host=host)})
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.url"
+    assert "non-ASCII" in body["error"]["details"][0]["message"]
+    assert upstream.requests == []
+
+
+async def test_an_invalid_ipv6_host_is_refused(client):
+    response, body = await execute(client, {"url": "http://[zz::1]/echo"})
+
+    assert response.status == 400, body
     assert body["error"]["details"][0]["path"] == "dataSource.url"
 
 

@@ -18,6 +18,7 @@ from yarl import URL
 
 from lowcode_rest.egress import EgressDenied, EgressPolicy, EgressResolver
 from lowcode_rest.request import Outbound
+from lowcode_rest.urls import url_problem
 from lowcode_runtime import errors, events
 from lowcode_runtime.config import Settings
 from lowcode_runtime.http_client import make_session
@@ -270,11 +271,14 @@ def _blocked(error: EgressDenied) -> errors.EgressBlocked:
 def _redirect_target(url: URL, location: str) -> URL:
     try:
         target = url.join(URL(location, encoded=True))
+        problem = url_problem(target)
     except ValueError:
+        problem = "it does not parse"
+    if problem is not None:
         raise errors.UpstreamUnreachable(
-            "the upstream redirected to an invalid URL"
+            f"the upstream redirected to an invalid URL ({problem})"
         ) from None
-    if target.scheme not in ("http", "https") or not target.raw_host:
+    if target.scheme not in ("http", "https"):
         raise errors.UpstreamUnreachable(
             "the upstream redirected to a URL that is not http(s)"
         )

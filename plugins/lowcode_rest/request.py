@@ -23,6 +23,7 @@ from lowcode_rest.templates import (
     stringify,
     whole_ref,
 )
+from lowcode_rest.urls import url_problem
 from lowcode_runtime import __version__, errors
 
 USER_AGENT = f"lowcode-runtime/{__version__}"
@@ -83,12 +84,13 @@ def _render_url(template: str, ctx: Context) -> URL:
     rendered = f"{scheme.lower()}://{authority}{'/'.join(segments)}{sep}{after}"
     try:
         url = URL(rendered, encoded=True)
+        problem = url_problem(url)
     except ValueError:
-        url = None
-    if url is None or not url.raw_host:
+        problem = "not a valid URL once rendered"
+    if problem is not None:
         raise errors.ValidationFailed(
-            "url does not form a valid URL once rendered",
-            [{"path": "dataSource.url", "message": "not a valid URL once rendered"}],
+            f"url does not form a valid URL once rendered: {problem}",
+            [{"path": "dataSource.url", "message": problem}],
         )
     return url.with_fragment(None)
 
