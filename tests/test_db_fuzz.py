@@ -58,7 +58,7 @@ def fuzz_db(database_url):
     with connection.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         cursor.execute(f'CREATE SCHEMA "{schema}"')
-        for step in plan(schema, TABLE, Catalog({}, frozenset())):
+        for step in plan(schema, TABLE, Catalog({})):
             cursor.execute(step.statement)
     connection.autocommit = False
     yield connection, schema

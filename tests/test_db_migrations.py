@@ -310,3 +310,123 @@ async def test_migration_hook_and_metric(
 
 
 from tests.conftest import AUTH  # noqa: E402
+
+
+def table_source(table, field, **index):
+    """A db dataSource of ``table`` with one string ``field``; ``index`` adds one index."""
+    definition = {
+        "type": "db",
+        "name": table,
+        "table": table,
+        "fields": [{"name": field, "type": "string", "unique": not index}],
+    }
+    if index:
+        definition["indexes"] = [{"fields": [field], **index}]
+    return definition
+
+
+def indexes_of(database_url, project, table):
+    rows = query(
+        database_url,
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+        (schema_name(project), table),
+    )
+    return {name for (name,) in rows}
+
+
+async def test_generated_index_names_never_collide_across_tables(db, database_url):
+    # a_b.c and a.b_c both read "a_b_c" once joined with "_".
+    first, second = table_source("a_b", "c"), table_source("a", "b_c")
+    await db.ok("create", {"values": {"c": "x"}}, data_source=first)
+    await db.ok("create", {"values": {"b_c": "x"}}, data_source=second)
+
+    status, body = await db.call("create", {"values": {"b_c": "x"}}, data_source=second)
+    assert status == 409, body
+    assert body["error"]["code"] == "CONFLICT"
+    assert "(b_c)" in body["error"]["message"]
+    status, body = await db.call("create", {"values": {"c": "x"}}, data_source=first)
+    assert status == 409, body
+
+    names = indexes_of(database_url, db.project, "a") | indexes_of(
+        database_url, db.project, "a_b"
+    )
+    assert all(len(name) <= 63 for name in names)
+    assert any(name.startswith("a_b_c_key_") for name in names)
+
+
+async def test_an_explicit_index_name_used_by_another_table_fails(db, database_url):
+    await db.ok(
+        "list", data_source=table_source("first", "f", name="shared", unique=True)
+    )
+
+    second = table_source("second", "g", name="shared", unique=True)
+    status, body = await db.call("create", {"values": {"g": "x"}}, data_source=second)
+    assert status == 500, body
+    assert body["error"]["code"] == "MIGRATION_FAILED"
+    assert "shared" in body["error"]["message"]
+    assert "first" in body["error"]["message"]
+    assert log(database_url, db.project)[-1][1] == "failed"
+    assert "second" not in {
+        name
+        for (name,) in query(
+            database_url,
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s",
+            (schema_name(db.project),),
+        )
+    }
+
+
+async def test_an_index_of_the_wanted_name_with_other_columns_fails(db, database_url):
+    await db.ok("list")
+    query(
+        database_url,
+        f'CREATE INDEX by_note ON "{schema_name(db.project)}".orders (status)',
+    )
+    changed = with_fields({"name": "note", "type": "text"})
+    changed["indexes"] = [{"fields": ["note"], "name": "by_note"}]
+
+    status, body = await db.call("list", data_source=changed)
+    assert status == 500, body
+    assert body["error"]["code"] == "MIGRATION_FAILED"
+    assert "by_note" in body["error"]["message"]
+
+
+async def test_an_index_of_an_older_name_is_reused(db, database_url):
+    """Schemas of older versions hold ``orders_title_key``: no second unique index."""
+    await db.ok("create", {"values": {"title": "old"}})
+    first = len(log(database_url, db.project))
+    schema = schema_name(db.project)
+    (current,) = [
+        n for n in indexes_of(database_url, db.project, "orders") if "title" in n
+    ]
+    query(
+        database_url, f'ALTER INDEX "{schema}"."{current}" RENAME TO orders_title_key'
+    )
+
+    changed = with_fields({"name": "note", "type": "text"})
+    await db.ok("list", data_source=changed)
+    later = [row[0] for row in log(database_url, db.project)[first:]]
+    assert any('"note"' in statement for statement in later)
+    assert not any("INDEX" in statement for statement in later)
+    names = indexes_of(database_url, db.project, "orders")
+    assert [n for n in names if "title" in n] == ["orders_title_key"]
+
+    status, body = await db.call(
+        "create", {"values": {"title": "old"}}, data_source=changed
+    )
+    assert status == 409
+    assert "(title)" in body["error"]["message"]
+
+
+async def test_one_definition_cannot_name_two_indexes_alike(db):
+    definition = copy.deepcopy(ORDERS)
+    definition["indexes"] = [
+        {"fields": ["status"], "name": "twice"},
+        {"fields": ["title"], "name": "twice"},
+    ]
+    status, body = await db.call("list", data_source=definition)
+    assert status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert any(
+        d["path"] == "dataSource.indexes.1.name" for d in body["error"]["details"]
+    )

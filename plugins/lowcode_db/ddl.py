@@ -7,7 +7,7 @@ steps, each flagged destructive or not, so the CLI can show a plan and the migra
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg2 import sql
@@ -23,15 +23,34 @@ class Step:
     change: str
     destructive: bool = False
     index: str | None = None
+    # Why the step cannot run (an index name taken): the migration fails before any step runs.
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexShape:
+    """An index as the catalog holds it; ``plain`` when it is a valid btree over columns only
+    (no expression, no predicate, no INCLUDE), the only kind a definition can ask for."""
+
+    table: str
+    fields: tuple[str, ...]
+    unique: bool
+    plain: bool = True
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """What PostgreSQL holds for one table: ``columns`` maps a name to (type, not null)."""
+    """What PostgreSQL holds for one table: ``columns`` maps a name to (type, not null).
+
+    ``indexes`` are the table's own, by name; ``taken`` maps each name the definition wants to
+    what already holds it anywhere in the schema (an index's table, or a relation's own name),
+    since index names are unique per schema, not per table.
+    """
 
     columns: dict[str, tuple[str, bool]]
-    indexes: frozenset[str]
+    indexes: dict[str, IndexShape] = field(default_factory=dict)
     has_rows: bool = False
+    taken: dict[str, str] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -91,8 +110,26 @@ def plan(schema: str, table: Table, catalog: Catalog) -> list[Step]:
     else:
         steps += _column_steps(target, table, catalog)
 
+    steps += _index_steps(target, table, catalog)
+    return steps
+
+
+def _index_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[Step]:
+    """A step per wanted index that the table lacks; one whose name is taken carries an error.
+
+    An index of the table with the same columns and flag counts as present whatever its name,
+    so the names of earlier versions keep serving; a name held by another table, or by an
+    index of other columns, is never taken for "already there".
+    """
+    steps: list[Step] = []
+    present = {
+        (shape.fields, shape.unique)
+        for shape in catalog.indexes.values()
+        if shape.plain
+    }
+    planned: set[str] = set()
     for index in table.indexes:
-        if index.name in catalog.indexes:
+        if (index.fields, index.unique) in present:
             continue
         statement = sql.SQL("CREATE {}INDEX IF NOT EXISTS {} ON {} ({})").format(
             sql.SQL("UNIQUE " if index.unique else ""),
@@ -104,7 +141,18 @@ def plan(schema: str, table: Table, catalog: Catalog) -> list[Step]:
         change = (
             f"create {kind} {index.name} on {table.name} ({', '.join(index.fields)})"
         )
-        steps.append(Step(statement, change, index=index.name))
+        holder = catalog.taken.get(index.name)
+        if index.name in planned:
+            holder = f"another index of {table.name}"
+        error = None
+        if holder is not None:
+            error = (
+                f"table {table.name}: the {kind} name {index.name} is already used by "
+                f"{holder}; give the index another name"
+            )
+        steps.append(Step(statement, change, index=index.name, error=error))
+        present.add((index.fields, index.unique))
+        planned.add(index.name)
     return steps
 
 

@@ -21,6 +21,7 @@ from lowcode_db.ddl import (
     LOG_TABLE,
     OWNER_TABLE,
     Catalog,
+    IndexShape,
     Step,
     bootstrap,
     plan,
@@ -44,8 +45,24 @@ SELECT
                                     a.attnotnull))
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped),
-  (SELECT json_agg(indexname) FROM pg_indexes WHERE schemaname = %s AND tablename = %s)
+    WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND a.attnum > 0
+      AND NOT a.attisdropped)
+"""
+# Every index of the table and every relation of the schema holding a wanted name: index
+# names are unique per schema, and a name is only "there" with the same table and columns.
+RELATIONS_QUERY = """
+SELECT r.relname, r.relkind, t.relname, i.indisunique,
+       i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+         AND i.indnatts = i.indnkeyatts AND am.amname = 'btree',
+       ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, pos)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
+              ORDER BY k.pos)
+  FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace
+  LEFT JOIN pg_index i ON i.indexrelid = r.oid
+  LEFT JOIN pg_class t ON t.oid = i.indrelid
+  LEFT JOIN pg_am am ON am.oid = r.relam
+ WHERE n.nspname = %(schema)s
+   AND (r.relname = ANY(%(names)s) OR (r.relkind IN ('i', 'I') AND t.relname = %(table)s))
 """
 
 
@@ -157,22 +174,46 @@ async def read_owner(session: Session, schema: str) -> str | None:
 
 
 async def read_catalog(session: Session, schema: str, table: Table) -> Catalog:
-    rows = await session.execute(
-        CATALOG_QUERY, (schema, table.name, schema, table.name)
-    )
-    columns_json, indexes_json = rows[0]
+    names = {"schema": schema, "table": table.name}
+    rows = await session.execute(CATALOG_QUERY, names)
     columns = {
-        name: (kind, bool(not_null)) for name, kind, not_null in (columns_json or [])
+        name: (kind, bool(not_null)) for name, kind, not_null in (rows[0][0] or [])
     }
-    catalog = Catalog(columns, frozenset(indexes_json or []))
-    if catalog.exists:
-        found = await session.execute(
-            sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
-                qualified(schema, table.name)
-            )
+    wanted = [index.name for index in table.indexes]
+    relations = await session.execute(RELATIONS_QUERY, {**names, "names": wanted})
+    own = {
+        name: IndexShape(owner, tuple(fields), bool(unique), bool(plain))
+        for name, kind, owner, unique, plain, fields in relations
+        if kind in ("i", "I") and owner == table.name
+    }
+    taken = _taken(table, own, relations)
+    if not columns:
+        return Catalog(columns, own, False, taken)
+
+    found = await session.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
+            qualified(schema, table.name)
         )
-        catalog = Catalog(catalog.columns, catalog.indexes, bool(found[0][0]))
-    return catalog
+    )
+    return Catalog(columns, own, bool(found[0][0]), taken)
+
+
+def _taken(
+    table: Table, own: dict[str, IndexShape], relations: list[Any]
+) -> dict[str, str]:
+    """What holds each wanted name already, described for the MIGRATION_FAILED message."""
+    wanted = {index.name for index in table.indexes}
+    taken = {}
+    for name, kind, owner, *_ in relations:
+        if name not in wanted:
+            continue
+        if kind not in ("i", "I"):
+            taken[name] = f"the relation {name} of the schema"
+        elif owner != table.name:
+            taken[name] = f"an index of table {owner}"
+        else:
+            taken[name] = f"an index of {owner} on ({', '.join(own[name].fields)})"
+    return taken
 
 
 async def migrate(session: Session, target: Target, dry_run: bool) -> Outcome:
@@ -231,9 +272,13 @@ async def _migrate_in_transaction(
         shown.insert(0, Step(_create_schema(schema), f"create schema {schema}"))
     statements = [step.statement.as_string(session.connection.raw) for step in shown]
     destructive = [step.change for step in shown if step.destructive]
+    errors = [step.error for step in shown if step.error]
     outcome = Outcome("applied", statements, [s.change for s in shown])
 
     if dry_run:
+        if errors:
+            outcome.outcome, outcome.changes = "failed", errors
+            return outcome
         outcome.outcome = (
             "blocked"
             if destructive and not target.allow_destructive
@@ -244,6 +289,12 @@ async def _migrate_in_transaction(
 
     if owner is None:
         await _bootstrap(session, target)
+
+    if errors:
+        message = "; ".join(errors)
+        await _log(session, target, statements, "failed", message)
+        await session.execute("COMMIT")
+        raise Failed(message, Outcome("failed", statements, errors))
 
     if destructive and not target.allow_destructive:
         message = "the migration holds destructive changes: " + "; ".join(destructive)

@@ -100,7 +100,22 @@ def checksum(document: Any) -> str:
 
 
 def index_name(table: str, columns: tuple[str, ...], unique: bool) -> str:
-    """``<table>_<fields>_key|idx``, cut with a hash suffix to fit 63 bytes."""
+    """``<table>_<fields>_key|idx_<h8>``: readable, and unique per schema.
+
+    Joined with ``_`` alone, ``a_b`` + ``c`` and ``a`` + ``b_c`` would both read ``a_b_c_key``;
+    ``h8`` (a hash of the table, the fields and the flag) tells them apart. The readable part is
+    cut so that the whole fits PostgreSQL's 63 bytes.
+    """
+    kind = "key" if unique else "idx"
+    digest = hashlib.sha256(
+        json.dumps([table, list(columns), unique]).encode()
+    ).hexdigest()[:8]
+    readable = f"{table}_{'_'.join(columns)}_{kind}"[:54]
+    return f"{readable}_{digest}"
+
+
+def legacy_index_name(table: str, columns: tuple[str, ...], unique: bool) -> str:
+    """The name earlier versions generated: schemas they created may hold such indexes."""
     name = f"{table}_{'_'.join(columns)}_{'key' if unique else 'idx'}"
     if len(name) > 63:
         name = name[:54] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from lowcode_db import cli
 from lowcode_db.migrations import Migrator, Reporter, Target
-from lowcode_db.model import Table, build_table
+from lowcode_db.model import Table, build_table, legacy_index_name
 from lowcode_db.pool import Database
 from lowcode_db.queries import BUILDERS, read_rows
 from lowcode_db.schema import DefinitionSchema, operation_schemas
@@ -69,7 +69,15 @@ def _map_error(error: psycopg2.Error, table: Table) -> Exception:
     """A contract error for what PostgreSQL rejected; the message names fields, never values."""
     if error.pgcode == "23505":
         constraint = error.diag.constraint_name or ""
-        index = next((i for i in table.indexes if i.name == constraint), None)
+        index = next(
+            (
+                i
+                for i in table.indexes
+                if constraint
+                in (i.name, legacy_index_name(table.name, i.fields, i.unique))
+            ),
+            None,
+        )
         what = ""
         if index is not None:
             what = f" ({', '.join(index.fields)})"

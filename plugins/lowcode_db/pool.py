@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiopg
@@ -55,7 +55,7 @@ class Session:
         self.pid = connection.raw.info.backend_pid
 
     async def execute(
-        self, query: Any, params: Sequence[Any] | None = None
+        self, query: Any, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         """Run one statement; rows when it returns some, else an empty list."""
         STATEMENTS.count += 1

@@ -120,12 +120,17 @@ class DefinitionSchema(Schema):
                 }
 
         known = set(names) | {"id"}
+        index_names = [i.get("name") for i in data.get("indexes", [])]
         for position, index in enumerate(data.get("indexes", [])):
             unknown = [name for name in index["fields"] if name not in known]
+            problems: dict[str, list[str]] = {}
             if unknown:
-                errors.setdefault("indexes", {})[position] = {
-                    "fields": [f"unknown field {name}" for name in unknown]
-                }
+                problems["fields"] = [f"unknown field {name}" for name in unknown]
+            name = index.get("name")
+            if name is not None and index_names.index(name) < position:
+                problems["name"] = ["declared twice"]
+            if problems:
+                errors.setdefault("indexes", {})[position] = problems
         if errors:
             raise ValidationError(errors)
 
