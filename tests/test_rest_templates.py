@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from marshmallow import ValidationError
 
+from lowcode_rest.schema import RestDefinitionSchema
+from lowcode_rest.templates import Context, iter_strings, json_depth
 from lowcode_runtime import events
 from tests.fixtures.upstream import execute
 
@@ -394,3 +397,60 @@ async def test_a_param_may_not_smuggle_into_the_host(client, upstream):
     assert response.status == 400
     assert body["error"]["code"] == "VALIDATION_FAILED"
     assert upstream.requests == []
+
+
+def nested(depth: int, leaf: object) -> object:
+    """``leaf`` inside ``depth`` levels of alternating objects and arrays."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value} if level % 2 else [value]
+    return value
+
+
+async def test_a_param_may_not_deepen_the_body_past_the_limit(client, upstream):
+    # Each part is within the service's request depth; together they pass the body's limit.
+    response, body = await execute(
+        client,
+        {
+            "method": "POST",
+            "url": upstream.url("/echo"),
+            "body": nested(40, "{{ params.x }}"),
+        },
+        params={"x": nested(40, 1)},
+    )
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.body"
+    assert "64 levels" in body["error"]["details"][0]["message"]
+    assert upstream.requests == []
+
+
+async def test_a_body_at_the_depth_limit_is_sent(client, upstream):
+    deep = nested(30, "{{ params.x }}")
+    response, body = await execute(
+        client,
+        {"method": "POST", "url": upstream.url("/echo"), "body": deep},
+        params={"x": nested(34, "end")},
+    )
+
+    assert response.status == 200, body
+    sent = json.loads(upstream.requests[-1].body)
+    assert json_depth(sent) == 64
+    assert sent == nested(30, nested(34, "end"))
+
+
+def test_rendering_and_validation_do_not_recurse():
+    # Far past Python's recursion limit: a definition that reaches the plugin by another way
+    # than the service's JSON reading (which caps depth) still fails cleanly.
+    deep = nested(5000, "{{ params.n }}")
+
+    assert list(iter_strings(deep)) == ["{{ params.n }}"]
+    rendered = Context({"n": 7}, {}).render_json(deep)
+    assert json_depth(rendered) == 5000
+    while isinstance(rendered, dict | list):  # == would recurse too
+        rendered = rendered["k"] if isinstance(rendered, dict) else rendered[0]
+    assert rendered == 7
+    with pytest.raises(ValidationError) as caught:
+        RestDefinitionSchema().load({"url": "http://127.0.0.1/x", "body": deep})
+    assert "64 levels" in caught.value.messages["body"][0]

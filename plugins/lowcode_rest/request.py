@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from yarl import URL
 
-from lowcode_rest.schema import effective_body_type
+from lowcode_rest.schema import body_depth_problem, effective_body_type
 from lowcode_rest.templates import (
     Context,
     MissingParam,
@@ -192,7 +192,7 @@ def _render_body(
     try:
         if body_type == "json":
             data = json.dumps(
-                ctx.render_json(body), ensure_ascii=False, allow_nan=False
+                _rendered_body(body, ctx), ensure_ascii=False, allow_nan=False
             )
         elif body_type == "form":
             rendered = {k: ctx.render_json(v) for k, v in body.items()}
@@ -212,6 +212,18 @@ def _render_body(
     if not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = _CONTENT_TYPES[body_type]
     return data.encode("utf-8")
+
+
+def _rendered_body(body: Any, ctx: Context) -> Any:
+    """The JSON body rendered; a param may deepen it, and it is bounded again once rendered,
+    since ``json.dumps`` recurses."""
+    rendered = ctx.render_json(body)
+    if problem := body_depth_problem(rendered):
+        message = f"{problem} once rendered"
+        raise errors.ValidationFailed(
+            message, [{"path": "dataSource.body", "message": message}]
+        )
+    return rendered
 
 
 def _drop_case_insensitive(headers: dict[str, str], name: str) -> None:

@@ -18,12 +18,14 @@ from marshmallow import (
     validates_schema,
 )
 
-from lowcode_rest.templates import TEMPLATE, bad_templates, iter_strings
+from lowcode_rest.templates import TEMPLATE, bad_templates, iter_strings, json_depth
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_TYPES = ("json", "form", "text", "none")
 RESPONSE_TYPES = ("auto", "json", "text")
 MAX_TIMEOUT_MS = 600_000
+# How deep a body may nest, as written and once rendered: as deep as the service's own requests.
+MAX_BODY_DEPTH = 64
 
 # RFC 9110 token characters: what a header name may hold.
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -48,6 +50,19 @@ def _no_bad_templates(value: Any) -> None:
         raise ValidationError(
             f"unknown template {bad[0]!r}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
         )
+
+
+def body_depth_problem(body: Any) -> str | None:
+    if json_depth(body) > MAX_BODY_DEPTH:
+        return (
+            f"the body nests deeper than {MAX_BODY_DEPTH} levels of objects and arrays"
+        )
+    return None
+
+
+def _not_too_deep(value: Any) -> None:
+    if problem := body_depth_problem(value):
+        raise ValidationError(problem)
 
 
 class Scalar(fields.Field):
@@ -125,7 +140,9 @@ class RestDefinitionSchema(Schema):
         load_default=dict,
         validate=[_header_names, _no_bad_templates],
     )
-    body = AnyJson(load_default=None, allow_none=True, validate=_no_bad_templates)
+    body = AnyJson(
+        load_default=None, allow_none=True, validate=[_not_too_deep, _no_bad_templates]
+    )
     bodyType = fields.String(load_default=None, validate=validate.OneOf(BODY_TYPES))
     timeoutMs = fields.Integer(
         load_default=None,

@@ -63,15 +63,31 @@ def whole_ref(text: str) -> Ref | None:
 
 
 def iter_strings(value: Any) -> Iterator[str]:
-    """Every string of a JSON value (object keys aside: they are never templates)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from iter_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from iter_strings(item)
+    """Every string of a JSON value (object keys aside: they are never templates), in order.
+
+    Walked with a list rather than recursion, so that no nesting depth reaches Python's stack.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            pending.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+
+
+def json_depth(value: Any) -> int:
+    """How many objects and arrays nest in ``value`` at the deepest (0 for a scalar)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, Mapping) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def secret_names(value: Any) -> set[str]:
@@ -124,15 +140,33 @@ class Context:
         return TEMPLATE.sub(lambda m: encode(stringify(self.lookup(_ref(m)))), text)
 
     def render_json(self, value: Any) -> Any:
-        """A JSON value rendered: a string that is one whole template keeps its value's type."""
-        if isinstance(value, str):
-            ref = whole_ref(value)
-            return self.lookup(ref) if ref is not None else self.render(value)
-        if isinstance(value, Mapping):
-            return {key: self.render_json(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self.render_json(item) for item in value]
-        return value
+        """A JSON value rendered: a string that is one whole template keeps its value's type.
+
+        Built with a list of pending slots rather than recursion, so that no depth of the
+        definition reaches Python's stack; templates are still looked up in document order.
+        """
+        root: list[Any] = [None]
+        pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+        while pending:
+            item, parent, slot = pending.pop()
+            if isinstance(item, str):
+                ref = whole_ref(item)
+                parent[slot] = (
+                    self.lookup(ref) if ref is not None else self.render(item)
+                )
+            elif isinstance(item, Mapping):
+                copy = dict.fromkeys(item)
+                parent[slot] = copy
+                pending.extend((v, copy, k) for k, v in reversed(list(item.items())))
+            elif isinstance(item, list):
+                items: list[Any] = [None] * len(item)
+                parent[slot] = items
+                pending.extend(
+                    (v, items, i) for i, v in reversed(list(enumerate(item)))
+                )
+            else:
+                parent[slot] = item
+        return root[0]
 
 
 def _ref(match: re.Match[str]) -> Ref:
