@@ -61,6 +61,26 @@ async def test_definition_errors_are_listed_together(client, upstream):
 
 
 @pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("followRedirects", "yes"),
+        ("followRedirects", 1),
+        ("followRedirects", "true"),
+        ("timeoutMs", "500"),
+        ("timeoutMs", 500.5),
+        ("timeoutMs", True),
+    ],
+)
+async def test_a_value_of_the_wrong_json_type_is_refused(client, upstream, key, value):
+    response, body = await execute(client, {"url": upstream.url("/echo"), key: value})
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert [d["path"] for d in body["error"]["details"]] == [f"dataSource.{key}"]
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "ftp://127.0.0.1/file",

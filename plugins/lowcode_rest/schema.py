@@ -19,6 +19,7 @@ from marshmallow import (
 )
 
 from lowcode_rest.templates import TEMPLATE, bad_templates, iter_strings, json_depth
+from lowcode_runtime.fields import StrictBoolean, StrictInteger
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_TYPES = ("json", "form", "text", "none")
@@ -144,11 +145,11 @@ class RestDefinitionSchema(Schema):
         load_default=None, allow_none=True, validate=[_not_too_deep, _no_bad_templates]
     )
     bodyType = fields.String(load_default=None, validate=validate.OneOf(BODY_TYPES))
-    timeoutMs = fields.Integer(
+    timeoutMs = StrictInteger(
         load_default=None,
         validate=validate.Range(min=1, max=MAX_TIMEOUT_MS),
     )
-    followRedirects = fields.Boolean(load_default=True)
+    followRedirects = StrictBoolean(load_default=True)
     responseType = fields.String(
         load_default="auto", validate=validate.OneOf(RESPONSE_TYPES)
     )
