@@ -357,3 +357,67 @@ async def test_required_values_and_id_changes(db):
     status, body = await db.call("update", {"id": 1, "values": {"id": 2}})
     assert status == 400
     assert ORDERS["name"] == "orders"
+
+
+LONE = (
+    "a\ud800b"  # a lone UTF-16 surrogate: JSON "\ud800" parses, UTF-8 cannot encode it
+)
+
+
+SURROGATE_CASES = [
+    ("create", {"values": {"label": LONE}}, "params.values.label"),
+    ("create", {"values": {"body": LONE}}, "params.values.body"),
+    ("create", {"values": {"meta": {"k": [LONE]}}}, "params.values.meta"),
+    ("create", {"values": {"meta": {LONE: 1}}}, "params.values.meta"),
+    ("update", {"id": 1, "values": {"label": LONE}}, "params.values.label"),
+    ("list", {"filter": {"label": LONE}}, "params.filter.label"),
+    ("list", {"filter": {"label": {"eq": LONE}}}, "params.filter.label.eq"),
+    ("list", {"filter": {"body": {"contains": LONE}}}, "params.filter.body.contains"),
+    (
+        "list",
+        {"filter": {"body": {"startsWith": LONE}}},
+        "params.filter.body.startsWith",
+    ),
+    ("list", {"filter": {"label": {"in": ["x", LONE]}}}, "params.filter.label.in.1"),
+    ("list", {"filter": {"meta": {"eq": {"k": LONE}}}}, "params.filter.meta.eq"),
+]
+
+
+@pytest.mark.parametrize(("operation", "params", "path"), SURROGATE_CASES)
+def test_lone_surrogates_are_validation_failed_with_the_path(operation, params, path):
+    """The plugin's own checks, as the handler runs them: not only behind the core's body
+    parser, which may refuse such a body first (the route test below)."""
+    from lowcode_db.model import build_table
+    from lowcode_db.queries import BUILDERS
+    from lowcode_db.schema import DefinitionSchema, operation_schemas
+    from lowcode_runtime.errors import ValidationFailed
+
+    definition = {k: v for k, v in TYPED.items() if k not in ("type", "name")}
+    table = build_table(DefinitionSchema().load(definition))
+    loaded = operation_schemas()[operation].load(params)
+    with pytest.raises(ValidationFailed) as caught:
+        BUILDERS[operation]("preview_x", table, loaded)
+    details = caught.value.details
+    assert path in [d["path"] for d in details], details
+    assert any("surrogate" in d["message"] for d in details)
+
+
+async def test_lone_surrogates_through_the_route_are_a_client_error(db):
+    for operation, params, _ in SURROGATE_CASES:
+        status, body = await db.call(operation, params, data_source=TYPED)
+        assert status == 400, body
+        assert body["error"]["code"] in ("INVALID_JSON", "VALIDATION_FAILED")
+
+
+def test_value_loaders_reject_lone_surrogates():
+    from marshmallow import ValidationError
+
+    from lowcode_db.values import load_value
+
+    for field_type, value in [
+        ("string", LONE),
+        ("text", "\udfff"),
+        ("json", {"k": LONE}),
+    ]:
+        with pytest.raises(ValidationError, match="surrogate"):
+            load_value(field_type, value)

@@ -15,7 +15,7 @@ from psycopg2 import sql
 from lowcode_db.model import Column, Table, placeholder
 from lowcode_db.rows import adapt
 from lowcode_db.schema import MAX_LIST
-from lowcode_db.values import load_value
+from lowcode_db.values import check_text, load_value
 from lowcode_runtime.errors import ValidationFailed
 
 OPERATORS = (
@@ -210,8 +210,13 @@ class FilterCompiler:
         if column.type not in TEXTUAL:
             self.problems.add(path, f"{op} applies to string and text fields only")
             return sql.SQL("FALSE")
-        if not isinstance(operand, str) or "\x00" in operand:
-            self.problems.add(path, "expected a string without U+0000")
+        if not isinstance(operand, str):
+            self.problems.add(path, "expected a string")
+            return sql.SQL("FALSE")
+        try:
+            check_text(operand)
+        except ValidationError as e:
+            self.problems.add(path, " ".join(map(str, e.messages)))
             return sql.SQL("FALSE")
         pattern = _escape_like(operand) + "%"
         self.params.append(pattern if op == "startsWith" else "%" + pattern)

@@ -80,9 +80,21 @@ class DecimalValue(fields.Field):
         return number
 
 
-def _check_text(value: str) -> str:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(value: str) -> str:
+    """Refuse what PostgreSQL cannot store in text: U+0000, and a lone UTF-16 surrogate.
+
+    JSON's ``"\\ud800"`` parses to such a code point; it has no UTF-8 form, so binding it would
+    fail deep in the driver (UnicodeEncodeError) instead of naming the value's path.
+    """
     if "\x00" in value:
         raise ValidationError("text must not hold the character U+0000")
+    if _SURROGATE.search(value):
+        raise ValidationError(
+            "text must not hold a lone UTF-16 surrogate (U+D800 to U+DFFF)"
+        )
     return value
 
 
@@ -96,7 +108,7 @@ class StringValue(fields.Field):
             raise ValidationError("expected a string")
         if self.max_length is not None and len(value) > self.max_length:
             raise ValidationError(f"expected at most {self.max_length} characters")
-        return _check_text(value)
+        return check_text(value)
 
 
 class BooleanValue(fields.Field):
@@ -139,14 +151,14 @@ def check_json(value: Any, depth: int = 0) -> None:
     if depth > JSON_MAX_DEPTH:
         raise ValidationError(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
     if isinstance(value, str):
-        _check_text(value)
+        check_text(value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValidationError("JSON numbers must be finite")
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValidationError("JSON object keys must be strings")
-            _check_text(key)
+            check_text(key)
             check_json(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
