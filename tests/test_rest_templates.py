@@ -60,6 +60,44 @@ async def test_definition_errors_are_listed_together(client, upstream):
     assert upstream.requests == []
 
 
+async def test_every_violation_of_a_definition_is_listed_at_once(client, upstream):
+    response, body = await execute(
+        client,
+        {
+            "url": upstream.url("/echo"),
+            "method": "POST",
+            "headers": {
+                "Host": "evil",
+                "content-length": "5",
+                "Bad Name": "v",
+                "X-A": "{{ nope }}",
+                "X-B": "{{ env.HOME }} {{ params }}",
+            },
+            "query": {"q": "{{ what }}"},
+            "bodyType": "form",
+            "body": ["a", "b"],
+            "timeoutMs": "500",
+        },
+    )
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    details = {d["path"]: d["message"] for d in body["error"]["details"]}
+    assert set(details) == {
+        "dataSource.headers.Host",
+        "dataSource.headers.content-length",
+        "dataSource.headers.Bad Name",
+        "dataSource.headers.X-A",
+        "dataSource.headers.X-B",
+        "dataSource.query.q",
+        "dataSource.body",
+        "dataSource.timeoutMs",
+    }
+    assert "'{{ env.HOME }}', '{{ params }}'" in details["dataSource.headers.X-B"]
+    assert "form" in details["dataSource.body"]
+    assert upstream.requests == []
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [

@@ -46,11 +46,23 @@ URL_START = re.compile(r"(?i)https?://[^/?#\s]")
 
 
 def _no_bad_templates(value: Any) -> None:
+    """Every unknown template, under the key of the query, header or body entry holding it."""
+    if isinstance(value, dict):
+        problems = {key: _bad_template_message(item) for key, item in value.items()}
+        found = {key: message for key, message in problems.items() if message}
+        if found:
+            raise ValidationError(found)
+    elif message := _bad_template_message(value):
+        raise ValidationError(message)
+
+
+def _bad_template_message(value: Any) -> str | None:
     bad = [t for text in iter_strings(value) for t in bad_templates(text)]
-    if bad:
-        raise ValidationError(
-            f"unknown template {bad[0]!r}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
-        )
+    if not bad:
+        return None
+    names = ", ".join(repr(t) for t in dict.fromkeys(bad))
+    plural = "s" if len(set(bad)) > 1 else ""
+    return f"unknown template{plural} {names}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
 
 
 def body_depth_problem(body: Any) -> str | None:
@@ -115,13 +127,15 @@ def _url(value: str) -> None:
 
 
 def _header_names(value: dict[str, Any]) -> None:
+    """Every bad header name at once, each under its own name."""
+    found = {}
     for name in value:
         if not HEADER_NAME.fullmatch(name):
-            raise ValidationError(f"{name!r} is not a valid header name")
-        if name.lower() in RESERVED_HEADERS:
-            raise ValidationError(
-                f"header {name!r} is set by the service and may not be given"
-            )
+            found[name] = f"{name!r} is not a valid header name"
+        elif name.lower() in RESERVED_HEADERS:
+            found[name] = f"header {name!r} is set by the service and may not be given"
+    if found:
+        raise ValidationError(found)
 
 
 class RestDefinitionSchema(Schema):
@@ -154,7 +168,8 @@ class RestDefinitionSchema(Schema):
         load_default="auto", validate=validate.OneOf(RESPONSE_TYPES)
     )
 
-    @validates_schema
+    # Run even when fields failed, so that a body of the wrong shape is listed with them.
+    @validates_schema(skip_on_field_errors=False)
     def _body_fits_type(self, data: dict[str, Any], **kwargs: Any) -> None:
         body, body_type = data.get("body"), data.get("bodyType")
         if body_type is None:
