@@ -421,3 +421,71 @@ def test_value_loaders_reject_lone_surrogates():
     ]:
         with pytest.raises(ValidationError, match="surrogate"):
             load_value(field_type, value)
+
+
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [
+        ({"withTotal": "yes"}, "params.withTotal"),
+        ({"withTotal": 1}, "params.withTotal"),
+        ({"limit": "10"}, "params.limit"),
+        ({"limit": True}, "params.limit"),
+        ({"limit": 10.0}, "params.limit"),
+        ({"offset": 1.5}, "params.offset"),
+        ({"offset": False}, "params.offset"),
+    ],
+)
+async def test_list_params_of_the_wrong_json_type_are_rejected(db, params, path):
+    status, body = await db.call("list", params)
+    assert status == 400, body
+    assert [d["path"] for d in body["error"]["details"]] == [path]
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"fields": [{"name": "x", "type": "text", "required": "yes"}]}, "fields.0.required"),
+        ({"fields": [{"name": "x", "type": "text", "unique": 1}]}, "fields.0.unique"),
+        ({"fields": [{"name": "x", "type": "text", "unique": "true"}]}, "fields.0.unique"),
+        ({"fields": [{"name": "x", "type": "text"}], "indexes": [{"fields": ["x"], "unique": 0}]},
+         "indexes.0.unique"),
+    ],
+)  # fmt: skip
+async def test_definition_flags_of_the_wrong_json_type_are_rejected(db, change, path):
+    status, body = await db.call(
+        "list", data_source={"type": "db", "name": "x", "table": "t", **change}
+    )
+    assert status == 400, body
+    assert [d["path"] for d in body["error"]["details"]] == [f"dataSource.{path}"]
+
+
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"count": "10"}, "count"),
+        ({"count": "-3"}, "count"),
+        ({"count": False}, "count"),
+        ({"ratio": True}, "ratio"),
+        ({"ratio": "0.5"}, "ratio"),
+        ({"flag": 1}, "flag"),
+        ({"flag": "false"}, "flag"),
+        ({"price": True}, "price"),
+    ],
+)
+async def test_typed_values_refuse_strings_and_booleans(db, values, path):
+    status, body = await db.call("create", {"values": values}, data_source=TYPED)
+    assert status == 400, body
+    assert [d["path"] for d in body["error"]["details"]] == [f"params.values.{path}"]
+
+    status, body = await db.call("list", {"filter": values}, data_source=TYPED)
+    assert status == 400, body
+    assert [d["path"] for d in body["error"]["details"]] == [f"params.filter.{path}"]
+
+
+async def test_big_integers_round_trip_as_strings_and_decimals_take_strings(db):
+    big = str(2**53 + 1)
+    row = (await db.ok("create", {"values": {"count": big, "price": "9.90"}},
+                       data_source=TYPED))["data"]  # fmt: skip
+    assert row["count"] == big and row["price"] == "9.90"
+    found = await db.ok("list", {"filter": {"count": row["count"]}}, data_source=TYPED)
+    assert [r["id"] for r in found["data"]] == [row["id"]]

@@ -19,6 +19,7 @@ from marshmallow import (
 from marshmallow import fields as mf
 
 from lowcode_db.values import INT64_MAX, load_value
+from lowcode_runtime.fields import StrictBoolean, StrictInteger
 
 FIELD_TYPES = (
     "string",
@@ -53,9 +54,9 @@ def check_identifier(value: Any) -> None:
 class FieldSchema(Schema):
     name = mf.String(required=True, validate=check_identifier)
     type = mf.String(required=True, validate=validate.OneOf(FIELD_TYPES))
-    required = mf.Boolean(load_default=False)
+    required = StrictBoolean(load_default=False)
     default = mf.Raw(allow_none=True)
-    unique = mf.Boolean(load_default=False)
+    unique = StrictBoolean(load_default=False)
 
     @validates_schema
     def check_default(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -82,7 +83,7 @@ class IndexSchema(Schema):
         required=True,
         validate=validate.Length(min=1, max=32),
     )
-    unique = mf.Boolean(load_default=False)
+    unique = StrictBoolean(load_default=False)
 
 
 class DefinitionSchema(Schema):
@@ -138,11 +139,9 @@ class DefinitionSchema(Schema):
 class ListParams(Schema):
     filter = mf.Dict(load_default=dict)
     sort = mf.List(mf.String(), load_default=list, validate=validate.Length(max=32))
-    limit = mf.Integer(
-        strict=True, load_default=50, validate=validate.Range(min=1, max=1000)
-    )
-    offset = mf.Integer(
-        strict=True, load_default=0, validate=validate.Range(min=0, max=INT64_MAX)
+    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=1000))
+    offset = StrictInteger(
+        load_default=0, validate=validate.Range(min=0, max=INT64_MAX)
     )
     fields_ = mf.List(
         mf.String(),
@@ -150,7 +149,7 @@ class ListParams(Schema):
         attribute="fields",
         validate=validate.Length(min=1, max=MAX_FIELDS),
     )
-    withTotal = mf.Boolean(load_default=False)
+    withTotal = StrictBoolean(load_default=False)
 
     @validates("sort")
     def check_sort(self, value: list[str], **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError, fields
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 STRING_MAX = 255
+SAFE_INTEGER = 2**53 - 1
 JSON_MAX_DEPTH = 64
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -25,11 +26,21 @@ _DATETIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*"
 
 
 class IntegerValue(fields.Field):
-    """A signed 64-bit integer; a string of digits is accepted, as rows give big ones so."""
+    """A signed 64-bit integer, as a JSON number.
+
+    A string of digits is accepted only for a value past ±(2^53−1): rows give exactly those as
+    strings (6.6), and a client must be able to send back what it read. ``"10"`` is a string
+    where a number belongs, so it is refused like any other wrong type.
+    """
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
-            value = int(value)
+            number = int(value)
+            if abs(number) <= SAFE_INTEGER:
+                raise ValidationError(
+                    "expected an integer as a JSON number (strings only past ±(2^53-1))"
+                )
+            value = number
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
