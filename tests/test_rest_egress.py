@@ -51,6 +51,11 @@ BLOCKED_HOSTS = [
     ("2852039166", "link-local"),
     ("0xa9.0xfe.0xa9.0xfe", "link-local"),
     ("0", "unspecified"),
+    ("255.255.255.255", "broadcast"),
+    ("240.0.0.1", "reserved"),
+    ("198.18.0.1", "benchmarking"),
+    ("192.0.2.1", "documentation"),
+    ("0.1.2.3", "not globally routable"),
 ]
 
 
@@ -77,6 +82,33 @@ async def test_blocked_hosts_are_refused_before_connecting(
     assert [e["category"] for e in logs.events(events.REST_EGRESS_BLOCKED)][
         0
     ].startswith(category)
+
+
+@pytest.mark.parametrize(
+    ("host", "phrase"),
+    [
+        ("0.0.0.0", "it is an unspecified address (0.0.0.0)"),
+        ("127.0.0.1", "it is a loopback address (127.0.0.1)"),
+        ("255.255.255.255", "it is a broadcast address (255.255.255.255)"),
+        ("240.0.0.1", "it is a reserved address (240.0.0.1)"),
+        ("198.18.0.1", "it is a benchmarking address (198.18.0.1)"),
+        ("0.1.2.3", "it is an address that is not globally routable (0.1.2.3)"),
+        (
+            "[::ffff:10.1.2.3]",
+            "it is a private IPv4 address embedded in IPv6 (::ffff:a01:203)",
+        ),
+        (
+            "[::ffff:0.0.0.0]",
+            "it is an unspecified IPv4 address embedded in IPv6 (::ffff:0:0)",
+        ),
+    ],
+)
+async def test_a_blocked_address_is_named_by_its_category(closed_client, host, phrase):
+    response, body = await execute(closed_client, {"url": f"http://{host}/json"})
+
+    assert response.status == 403, body
+    assert phrase in body["error"]["message"]
+    assert ("private" in body["error"]["message"]) == ("private" in phrase)
 
 
 @pytest.mark.parametrize(

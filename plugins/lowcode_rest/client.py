@@ -16,7 +16,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from lowcode_rest.egress import EgressDenied, EgressPolicy, EgressResolver
+from lowcode_rest.egress import EgressDenied, EgressPolicy, EgressResolver, describe
 from lowcode_rest.request import Outbound
 from lowcode_rest.urls import url_problem
 from lowcode_runtime import errors, events
@@ -263,8 +263,8 @@ def _blocked(error: EgressDenied) -> errors.EgressBlocked:
         category=error.category,
     ).warning("rest call to a blocked address refused")
     return errors.EgressBlocked(
-        f"host {error.host!r} is blocked by the egress policy: it is a {error.category} "
-        f"address ({error.address}); list it in RUNTIME_BACKEND_EGRESS_ALLOW to allow it"
+        f"host {error.host!r} is blocked by the egress policy: it is {describe(error.category)} "
+        f"({error.address}); list it in RUNTIME_BACKEND_EGRESS_ALLOW to allow it"
     )
 
 

@@ -28,6 +28,20 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# ``is_private`` also holds for documentation, benchmarking and other special ranges; these
+# are the ranges a message may call private (RFC 1918 and IPv6 unique-local).
+PRIVATE = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+# Ranges that ipaddress has no property for, named after RFC 6890 and its successors.
+BENCHMARKING = tuple(ipaddress.ip_network(n) for n in ("198.18.0.0/15", "2001:2::/48"))
+DOCUMENTATION = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+EMBEDDED = " (embedded in IPv6)"
 # Digits, or 0x-prefixed hex, in one to four dot-separated parts: what inet_aton reads.
 _NUMERIC_IPV4 = re.compile(r"(?i)(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
 
@@ -40,7 +54,7 @@ class EgressDenied(OSError):
 
     def __init__(self, host: str, address: str, category: str) -> None:
         self.host, self.address, self.category = host, address, category
-        super().__init__(f"{host} is a {category} address ({address})")
+        super().__init__(f"{host} is {describe(category)} ({address})")
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:
@@ -68,19 +82,39 @@ def blocked_category(address: IPAddress) -> str | None:
             *(address.teredo or ()),
         ):
             if embedded is not None and (category := blocked_category(embedded)):
-                return f"{category} (embedded in IPv6)"
+                return category + EMBEDDED
 
     checks = (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
         ("unspecified", address.is_unspecified),
+        ("broadcast", address == BROADCAST),
         ("carrier-grade NAT", address.version == 4 and address in CGNAT),
-        ("private", address.is_private),
+        ("private", _within(address, PRIVATE)),
+        ("benchmarking", _within(address, BENCHMARKING)),
+        ("documentation", _within(address, DOCUMENTATION)),
         ("reserved", address.is_reserved),
         ("not globally routable", not address.is_global),
     )
     return next((name for name, hit in checks if hit), None)
+
+
+def describe(category: str) -> str:
+    """A category as a message reads it: "an unspecified address", "a loopback IPv4 address
+    embedded in IPv6", "an address that is not globally routable"."""
+    base = category.removesuffix(EMBEDDED)
+    embedded = base != category
+    if base.startswith("not "):
+        noun = "IPv4 address embedded in IPv6" if embedded else "address"
+        return f"an {noun} that is {base}"
+    article = "an" if base[0].lower() in "aeiou" else "a"
+    noun = "IPv4 address embedded in IPv6" if embedded else "address"
+    return f"{article} {base} {noun}"
+
+
+def _within(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(address in network for network in networks)
 
 
 class EgressPolicy:
