@@ -87,3 +87,14 @@ async def test_the_documented_example_answers_as_documented(
 
     secret = json.loads((tmp_path / "secrets.json").read_text())["demo"]["ORDERS_TOKEN"]
     assert authorizations == [f"Bearer {secret}"]
+
+
+def test_the_example_runs_the_projects_python_and_says_to_stop_the_readmes_service():
+    text = DOC.read_text(encoding="utf-8")
+    commands = "\n".join(re.findall(r"```sh\n(.*?)\n```", text, re.DOTALL))
+
+    # A bare ``python`` is not the venv's after the README's install.
+    assert not re.search(r"(^|[\s&;])python3? -m", commands, re.MULTILINE), commands
+    assert ".venv/bin/python -m lowcode_runtime serve --port 3001" in commands
+    # The README's service already listens on 3001, with other settings.
+    assert "Stop the README's service first" in text
