@@ -17,7 +17,9 @@ class StrictBoolean(fields.Boolean):
 
     default_error_messages = {"invalid": "Not a valid boolean: expected true or false."}
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> bool:
         # ``1 in {True}`` holds in Python, so the type is checked, not membership.
         if not isinstance(value, bool):
             raise self.make_error("invalid")
