@@ -298,3 +298,19 @@ async def test_trace_id_reaches_every_hop(rest_client, upstream):
     assert [r.headers.get("x-trace-id") for r in upstream.requests] == [
         "trace-abc.1"
     ] * 3
+
+
+@pytest.mark.parametrize(("response_type", "code"), [("json", 502), ("auto", 200)])
+async def test_json_nested_past_what_python_parses(
+    rest_client, upstream, response_type, code
+):
+    response, body = await execute(
+        rest_client,
+        {"url": upstream.url("/deep?levels=5000"), "responseType": response_type},
+    )
+
+    assert response.status == code, body
+    if code == 502:
+        assert body["error"]["code"] == "UPSTREAM_INVALID_JSON"
+    else:
+        assert body["data"].startswith("[[[")

@@ -75,6 +75,13 @@ def _data(answer: UpstreamAnswer, response_type: str, redactor: Redactor) -> Any
     ):
         try:
             return redactor.json(parse_json(text))
+        except RecursionError:
+            # Nested past what Python parses (or answers) without recursing too deep.
+            if response_type == "json":
+                raise errors.UpstreamInvalidJson(
+                    "the upstream body is JSON nested too deeply to read; use responseType "
+                    "'text' to read it as text"
+                ) from None
         except ValueError:
             if response_type == "json":
                 raise errors.UpstreamInvalidJson(
