@@ -148,3 +148,51 @@ async def test_unreachable_database_still_starts(make_client, project_id):
     assert (await response.json())["error"]["code"] == "DB_UNAVAILABLE"
     status = await client.get(f"/preview/status/{project_id}", headers=AUTH)
     assert status.status == 503
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://lowcode:pw-not-to-leak@db.example/app",
+        "postgresql://lowcode:pw-not-to-leak@db.example:notaport/app",
+        "postgresql://lowcode:pw-not-to-leak@db.example:99999/app",
+        "postgresql://lowcode:pw-not-to-leak%zz@db.example/app",
+    ],
+)
+async def test_a_database_url_that_does_not_parse_stops_start_up(tmp_path, url):
+    from tests.data.service import Service, clean_environ
+
+    env = clean_environ(
+        RUNTIME_BACKEND_AUTH_TOKEN="t" * 40, DATABASE_URL=url, LOG_LEVEL="debug"
+    )
+    service = Service(tmp_path, env).start()
+    try:
+        assert await service.wait_exit(timeout=60) == 1
+    finally:
+        service.kill()
+    output = service.text()
+    assert "DATABASE_URL" in output, output
+    assert "pw-not-to-leak" not in output, output
+    failures = [line for line in output.splitlines() if "DATABASE_URL" in line]
+    assert len(failures) == 1, output
+
+
+def test_migrate_with_a_database_url_that_does_not_parse_exits_1(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.data.service import clean_environ
+    from tests.fixtures.database import ORDERS
+
+    definition = tmp_path / "orders.json"
+    definition.write_text(json.dumps(ORDERS))
+    env = clean_environ(DATABASE_URL="postgresql://u:pw-not-to-leak@h:notaport/db")
+    for command in (["migrate", "p", str(definition)], ["status", "p"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "lowcode_runtime", *command],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1, result
+        assert "DATABASE_URL" in result.stderr
+        assert "pw-not-to-leak" not in result.stdout + result.stderr

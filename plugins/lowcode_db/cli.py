@@ -65,7 +65,7 @@ def _with_database(
     args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]
 ) -> int:
     from lowcode_db.embedded import embedded_database
-    from lowcode_db.pool import Database
+    from lowcode_db.pool import Database, InvalidDatabaseUrl, check_database_url
 
     async def main(url: str) -> int:
         database = Database(url, 2)
@@ -76,6 +76,11 @@ def _with_database(
             await database.close()
 
     if args.settings.database_url:
+        try:
+            check_database_url(args.settings.database_url)
+        except InvalidDatabaseUrl as e:
+            print(e, file=sys.stderr)
+            return EXIT_FAILED
         return asyncio.run(main(args.settings.database_url))
     with embedded_database() as url:
         return asyncio.run(main(url))

@@ -14,7 +14,7 @@ from aiohttp import web
 from lowcode_db import cli
 from lowcode_db.migrations import Migrator, Reporter, Target
 from lowcode_db.model import Table, build_table, legacy_index_name
-from lowcode_db.pool import Database
+from lowcode_db.pool import Database, check_database_url
 from lowcode_db.queries import BUILDERS, read_rows
 from lowcode_db.schema import DefinitionSchema, operation_schemas
 from lowcode_db.seeds import load_seeds
@@ -172,8 +172,14 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
 @hookimpl
 def runtime_service_resources(settings: Settings) -> Any:
-    """Without ``DATABASE_URL``, one embedded PostgreSQL for the whole service."""
+    """Without ``DATABASE_URL``, one embedded PostgreSQL for the whole service.
+
+    A ``DATABASE_URL`` that does not parse stops start-up here (exit 1, one line naming the
+    variable), before any worker starts: a service that could never reach its database must
+    not look healthy.
+    """
     if settings.database_url:
+        check_database_url(settings.database_url)
         return None
     return _embedded_database_url()
 

@@ -37,13 +37,42 @@ class StatementCounter:
 STATEMENTS = StatementCounter()
 
 
-def make_dsn(url: str) -> str:
-    """``url`` with a connect timeout; raises ValueError when it does not parse."""
+class InvalidDatabaseUrl(ValueError):
+    """``DATABASE_URL`` does not parse; the message names the variable, never its value."""
+
+
+def check_database_url(url: str) -> dict[str, str]:
+    """The libpq options of ``url``, a ``postgresql://`` URL or a ``key=value`` string.
+
+    libpq's own messages quote the string, password included, so none of them is kept (the
+    cause is dropped too, so no traceback shows it). A port is checked here: libpq accepts any
+    text at parse time and only fails at the first connection, long after start-up.
+    """
+    scheme, separator, _ = url.partition("://")
+    if separator and scheme.lower() not in ("postgresql", "postgres"):
+        raise InvalidDatabaseUrl(
+            f"DATABASE_URL must be a postgresql:// URL, not a {scheme[:20]}:// one"
+        )
     try:
-        psycopg2.extensions.parse_dsn(url)
-        return psycopg2.extensions.make_dsn(url, connect_timeout=CONNECT_TIMEOUT)
-    except psycopg2.ProgrammingError as e:
-        raise ValueError("DATABASE_URL is not a valid PostgreSQL URL") from e
+        options = psycopg2.extensions.parse_dsn(url)
+    except psycopg2.ProgrammingError:
+        raise InvalidDatabaseUrl(
+            "DATABASE_URL does not parse as a PostgreSQL URL "
+            "(expected postgresql://user:password@host:port/database; "
+            "percent-encode special characters of the user and password)"
+        ) from None
+    for port in (options.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise InvalidDatabaseUrl(
+                "DATABASE_URL holds a port that is not a number from 1 to 65535"
+            )
+    return options
+
+
+def make_dsn(url: str) -> str:
+    """``url`` with a connect timeout; raises InvalidDatabaseUrl when it does not parse."""
+    check_database_url(url)
+    return psycopg2.extensions.make_dsn(url, connect_timeout=CONNECT_TIMEOUT)
 
 
 class Session:
