@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
+from lowcode_db.tenancy import schema_name
 from tests.conftest import AUTH
 
 DOC = Path(__file__).parent.parent / "docs" / "db.md"
@@ -45,3 +50,39 @@ async def test_the_documented_requests_answer_as_documented(db):
             assert answer["data"] == expected
         if "page" in str(expected):
             assert answer["meta"]["page"]["total"] == 1
+
+
+HEREDOC = re.compile(r"^cat > (\S+) <<'EOF'\n(.*?)\nEOF$", re.M | re.S)
+COMMAND = re.compile(
+    r"^\.venv/bin/python -m lowcode_runtime (migrate .*?)(?:\s+#.*)?$", re.M
+)
+SUMMARY = re.compile(r"^-- plan for .*$", re.M)
+
+
+def test_the_documented_commands_run_as_documented(database_url, project_id, tmp_path):
+    text = DOC.read_text(encoding="utf-8")
+    assert (
+        "\npython -m" not in text
+    )  # the venv's interpreter, as the README installs it
+    ((file_name, body),) = HEREDOC.findall(text)
+    (tmp_path / file_name).write_text(body)
+    commands = [shlex.split(c) for c in COMMAND.findall(text)]
+    assert [c[-1] for c in commands] == ["--dry-run", "--json"]
+    documented = commands[0][1]
+
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "error"}
+    dry_run = [sys.executable, "-m", "lowcode_runtime", *commands[0]]
+    dry_run[dry_run.index(documented)] = project_id
+    result = subprocess.run(
+        dry_run, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    expected = (
+        SUMMARY.search(text)
+        .group(0)
+        .replace(schema_name(documented), schema_name(project_id))
+    )
+    assert result.stderr.strip() == expected
+    statements = result.stdout.splitlines()
+    assert len(statements) == 3
+    assert "applied" not in result.stderr

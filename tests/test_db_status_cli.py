@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from lowcode_db.tenancy import schema_name
 from tests.conftest import AUTH
 from tests.fixtures.database import ORDERS
 
@@ -54,6 +55,10 @@ def test_migrate_dry_run_then_apply_then_status(database_url, project_id, tmp_pa
     lines = dry.stdout.splitlines()
     assert lines[0].startswith("CREATE SCHEMA IF NOT EXISTS")
     assert any(line.startswith("CREATE TABLE IF NOT EXISTS") for line in lines)
+    assert dry.stderr.splitlines()[-1] == (
+        f"-- plan for {schema_name(project_id)} (orders): {len(lines)} statements; "
+        "dry run, nothing changed"
+    )
     status = run_cli(database_url, "status", project_id, "--json")
     assert json.loads(status.stdout)["status"] == "absent"
 
@@ -84,6 +89,10 @@ def test_migrate_blocked_exits_1(database_url, project_id, tmp_path):
     )
     assert dry.returncode == 1
     assert json.loads(dry.stdout)["outcome"] == "blocked"
+    text = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run")
+    assert text.returncode == 1
+    assert "would be blocked; dry run, nothing changed" in text.stderr
+    assert "--   change the type of orders.amount" in text.stderr
 
     blocked = run_cli(database_url, "migrate", project_id, str(definition), "--json")
     assert blocked.returncode == 1

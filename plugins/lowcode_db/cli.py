@@ -173,14 +173,28 @@ def _print_plan(report: dict[str, Any], as_json: bool) -> None:
         return
     for statement in report["statements"]:
         print(" ".join(statement.split()))
-    summary = f"-- {report['outcome']}: {report['schema']} ({report['dataSource']})"
+    where = f"{report['schema']} ({report['dataSource']})"
     if report.get("dryRun"):
-        summary += ", dry run: nothing changed"
-    print(summary, file=sys.stderr)
+        print(_dry_run_summary(where, report), file=sys.stderr)
+    else:
+        print(f"-- {report['outcome']}: {where}", file=sys.stderr)
     if "error" in report:
         print(
             f"{report['error']['code']}: {report['error']['message']}", file=sys.stderr
         )
+
+
+def _dry_run_summary(where: str, report: dict[str, Any]) -> str:
+    """What the plan would do: a dry run applies nothing, so it never says "applied"."""
+    count = len(report["statements"])
+    size = f"{count} statement{'' if count == 1 else 's'}" if count else "nothing to do"
+    verdict = {"blocked": ", would be blocked", "failed": ", would fail"}.get(
+        report["outcome"], ""
+    )
+    lines = [f"-- plan for {where}: {size}{verdict}; dry run, nothing changed"]
+    if verdict:
+        lines += [f"--   {change}" for change in report.get("changes", [])]
+    return "\n".join(lines)
 
 
 def run_status(args: argparse.Namespace) -> int:
