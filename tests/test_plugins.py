@@ -209,3 +209,14 @@ def test_example_distribution_installs_and_is_found(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert '"type": "kv"' in result.stdout and '"lowcode-plugin-kv"' in result.stdout
+
+
+def test_hook_calls_are_traced_when_asked(monkeypatch, logs):
+    monkeypatch.setenv("LOWCODE_TRACE_HOOKS", "1")
+    pm = build_plugin_manager(
+        load_entry_points=False, extra_plugins=(("echo", EchoPlugin()),)
+    )
+    pm.hook.register_routes(app=None)
+
+    traced = logs.events("plugin.hook_call")
+    assert [t["hook"] for t in traced] == ["register_routes"]
