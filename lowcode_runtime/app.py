@@ -55,6 +55,7 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
     app[keys.SETTINGS] = settings
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.TYPE_REGISTRY] = registry
+    app[dispatch.DEFINITIONS] = dispatch.DefinitionCache()
     app[keys.RATE_LIMITER] = RateLimiter(
         make_cache(settings.redis_url, "lowcode:ratelimit"),
         settings.rate_limit_max,

@@ -5,7 +5,9 @@ Everything around a plugin's own work happens here once, for every type.
 
 from __future__ import annotations
 
+import json
 import time
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +18,7 @@ from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTR
 from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import DEADLINE
 from lowcode_runtime.requests import read_json_object
-from lowcode_runtime.types import Call, Result
+from lowcode_runtime.types import Call, DataSourceType, Result
 
 EXECUTE_PATH = "/v1/projects/{projectId}/datasources/execute"
 
@@ -64,6 +66,42 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
         raise errors.ValidationFailed.from_messages(e.messages, prefix) from None
 
 
+class DefinitionCache:
+    """Loaded definitions by type and canonical JSON, newest kept.
+
+    A preview sends the same definition on every click; its schema runs once, and warm calls
+    reuse the result. Handlers get the shared dict and must treat it as read-only.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def load(
+        self,
+        type_name: str,
+        ds_type: DataSourceType,
+        raw: dict[str, Any],
+        problems: list[dict[str, str]],
+    ) -> dict[str, Any]:
+        key = (type_name, json.dumps(raw, sort_keys=True, separators=(",", ":")))
+        loaded = self._entries.get(key)
+        if loaded is not None:
+            self._entries.move_to_end(key)
+            return loaded
+
+        found = len(problems)
+        loaded = _collect(ds_type.definition_schema, raw, "dataSource", problems)
+        if len(problems) == found:
+            self._entries[key] = loaded
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return loaded
+
+
+DEFINITIONS = web.AppKey("definitions", DefinitionCache)
+
+
 def _collect(
     schema: Schema, data: Any, prefix: str, problems: list[dict[str, str]]
 ) -> dict[str, Any]:
@@ -103,8 +141,8 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
 
     # Both parts are checked before answering, so the caller sees every violation at once.
     problems: list[dict[str, str]] = []
-    loaded_definition = _collect(
-        ds_type.definition_schema, definition, "dataSource", problems
+    loaded_definition = request.app[DEFINITIONS].load(
+        type_name, ds_type, definition, problems
     )
     loaded_params = _collect(params_schema, loaded["params"], "params", problems)
     if problems:

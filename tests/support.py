@@ -35,6 +35,7 @@ class EchoPlugin:
     """``echo``: returns its params; ``sleep``: sleeps, recording whether it was cancelled."""
 
     def __init__(self) -> None:
+        self.definition_schema: Schema = EchoDefinition()
         self.cancelled = asyncio.Event()
         self.remaining_seen: list[float] = []
         self.calls: list[Call] = []
@@ -44,7 +45,7 @@ class EchoPlugin:
         return [
             DataSourceType(
                 name="echo",
-                definition_schema=EchoDefinition(),
+                definition_schema=self.definition_schema,
                 operations={
                     "echo": EchoParams(),
                     "sleep": SleepParams(),

@@ -253,3 +253,36 @@ async def test_aiohttp_errors_use_the_envelope(client):
         assert response.status == status
         assert body["ok"] is False and body["meta"]["traceId"]
     assert isinstance(aiohttp.__version__, str)
+
+
+async def test_a_warm_definition_skips_its_schema(make_client):
+    from marshmallow import post_load
+
+    from tests.support import EchoDefinition
+
+    loads = []
+
+    class CountingDefinition(EchoDefinition):
+        @post_load
+        def count(self, data, **kwargs):
+            loads.append(data)
+            return data
+
+    plugin = EchoPlugin()
+    plugin.definition_schema = CountingDefinition()
+    client = await make_client(
+        extra_plugins=(("echo", plugin),), load_entry_points=False
+    )
+
+    for greeting in ("hi", "hi", "hi", "hello", "hi"):
+        response = await client.post(
+            EXECUTE, json=call(greeting=greeting), headers=AUTH
+        )
+        assert (await response.json())["data"]["greeting"] == greeting
+    bad = await client.post(EXECUTE, json=call(greeting=5), headers=AUTH)
+    again = await client.post(EXECUTE, json=call(greeting=5), headers=AUTH)
+
+    assert [d["greeting"] for d in loads] == ["hi", "hello"]
+    assert bad.status == again.status == 400, (
+        "a refused definition is checked every time"
+    )
