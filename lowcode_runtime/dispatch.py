@@ -66,6 +66,10 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
         raise errors.ValidationFailed.from_messages(e.messages, prefix) from None
 
 
+MAX_CACHED_DEFINITION = 64 * 1024
+"""Larger definitions are validated on every call, so the cache stays a few dozen MiB at most."""
+
+
 class DefinitionCache:
     """Loaded definitions by type and canonical JSON, newest kept.
 
@@ -92,7 +96,7 @@ class DefinitionCache:
 
         found = len(problems)
         loaded = _collect(ds_type.definition_schema, raw, "dataSource", problems)
-        if len(problems) == found:
+        if len(problems) == found and len(key[1]) <= MAX_CACHED_DEFINITION:
             self._entries[key] = loaded
             if len(self._entries) > self.size:
                 self._entries.popitem(last=False)
