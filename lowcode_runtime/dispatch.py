@@ -38,7 +38,7 @@ class ExecuteRequestSchema(Schema):
 
     dataSource = fields.Nested(DataSourceRefSchema, required=True)
     operation = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    params = fields.Dict(keys=fields.String(), load_default=dict)
+    params = fields.Dict(load_default=dict)  # JSON object keys are strings already
 
 
 _execute_schema = ExecuteRequestSchema()
