@@ -122,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings(os.environ)
-    except ConfigError as e:
-        print(f"lowcode-runtime: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    except ConfigError:
+        # A flag may still stand in for the bad variable; judged once the flags are parsed.
+        settings = Settings()
     setup_logging(
         settings.log_level,
         settings.log_format,
@@ -137,7 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: getattr(args, k, None) for k in ("host", "port")}
     try:
         args.settings = load_settings(os.environ, **overrides)
-        _validate_overrides(args.settings)
     except ConfigError as e:
         print(f"lowcode-runtime: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -161,8 +160,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _wants_stdout_for_output(argv: list[str]) -> bool:
     """Commands that print a result keep stdout for it; their logs go to stderr."""
     return bool(argv) and argv[0] != "serve"
-
-
-def _validate_overrides(settings: Settings) -> None:
-    if not 0 <= settings.port <= 65535:
-        raise ConfigError(f"--port={settings.port} is invalid: expected 0..65535")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -59,6 +60,19 @@ def _hosts_or_networks(items: list[str]) -> None:
             _networks([item])
         elif not _HOSTNAME.match(item):
             raise ValidationError(f"{item!r} is not a host name, IP address or CIDR")
+
+
+def _secrets_file(path: str) -> None:
+    """The file must exist and hold a JSON object now; it is read again on each cache miss."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except OSError as e:
+        raise ValidationError(f"cannot read the file ({e.strerror})") from e
+    except ValueError as e:
+        raise ValidationError("the file is not valid JSON") from e
+    if not isinstance(content, dict):
+        raise ValidationError("expected a JSON object {projectId: {NAME: value}}")
 
 
 def _networks(items: list[str]) -> None:
@@ -131,6 +145,7 @@ class SettingsSchema(Schema):
     cors_origins = CommaList(
         data_key="RUNTIME_BACKEND_CORS_ORIGINS",
         load_default=lambda: ["*"],
+        validate=validate.Length(min=1, error="expected at least one origin, or *"),
         metadata={"doc": "comma-separated allowed origins, * for any"},
     )
     trusted_proxies = CommaList(
@@ -218,6 +233,7 @@ class SettingsSchema(Schema):
     secrets_file = mf.String(
         data_key="SECRETS_FILE",
         load_default=None,
+        validate=_secrets_file,
         metadata={
             "doc": "JSON file {projectId: {NAME: value}} used instead of the API"
         },
@@ -281,6 +297,9 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     known = {f.data_key for f in schema.fields.values()}
     # An empty variable means "unset" for optional values, as in most deployment tools.
     raw = {k: v for k, v in environ.items() if k in known and v != ""}
+    # A flag replaces its variable before validation, so it also stands in for a bad one.
+    names = {attr: f.data_key or attr for attr, f in schema.fields.items()}
+    raw.update({names[k]: str(v) for k, v in overrides.items() if v is not None})
 
     try:
         loaded = schema.load(raw)
@@ -293,5 +312,4 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
 
     for key in ("cors_origins", "trusted_proxies", "egress_allow"):
         loaded[key] = tuple(loaded[key])
-    loaded.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**loaded)

@@ -21,9 +21,9 @@ TRACE_HEADER = "x-trace-id"
 async def trace_middleware(
     request: ClientRequest, handler: ClientHandlerType
 ) -> ClientResponse:
-    """Add the current request's trace id unless the request already names one."""
+    """Set the current request's trace id, over any a definition wrote: the trace must hold."""
     trace_id = current_trace_id()
-    if trace_id and TRACE_HEADER not in request.headers:
+    if trace_id:
         request.headers[TRACE_HEADER] = trace_id
     return await handler(request)
 

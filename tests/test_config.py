@@ -169,3 +169,26 @@ def test_a_failing_command_prints_one_masked_line():
     assert result.returncode == 1
     assert "supersecretpw" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_flag_stands_in_for_a_malformed_variable():
+    assert load_settings({"PORT": "abc"}, port=3005).port == 3005
+    with pytest.raises(ConfigError, match="PORT"):
+        load_settings({"PORT": "3001"}, port=70000)
+
+
+@pytest.mark.parametrize("content", [None, "not json", "[1, 2]"])
+def test_secrets_file_must_be_a_readable_json_object(tmp_path, content):
+    path = tmp_path / "secrets.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match="SECRETS_FILE"):
+        load_settings({"SECRETS_FILE": str(path)})
+
+    path.write_text('{"p1": {"TOKEN": "x"}}')
+    assert load_settings({"SECRETS_FILE": str(path)}).secrets_file == str(path)
+
+
+def test_cors_origins_may_not_be_empty():
+    with pytest.raises(ConfigError, match="RUNTIME_BACKEND_CORS_ORIGINS"):
+        load_settings({"RUNTIME_BACKEND_CORS_ORIGINS": " , "})

@@ -235,11 +235,15 @@ async def test_outbound_session_forwards_the_trace_id(aiohttp_server):
     server = await aiohttp_server(app)
     token = context.trace_id_var.set("forward-me")
     try:
-        async with make_session() as session, session.get(server.make_url("/")) as r:
-            assert r.status == 200
+        async with make_session() as session:
+            async with session.get(server.make_url("/")) as r:
+                assert r.status == 200
+            headers = {"x-trace-id": "written-by-a-definition"}
+            async with session.get(server.make_url("/"), headers=headers) as r:
+                assert r.status == 200
     finally:
         context.trace_id_var.reset(token)
-    assert seen == ["forward-me"]
+    assert seen == ["forward-me", "forward-me"]
 
 
 async def test_aiohttp_errors_use_the_envelope(client):

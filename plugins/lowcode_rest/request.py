@@ -30,7 +30,9 @@ USER_AGENT = f"lowcode-runtime/{__version__}"
 # A value substituted into the host may only add to a name or a port.
 _HOST_VALUE = re.compile(r"[A-Za-z0-9.-]*")
 # Control characters but horizontal tab, which RFC 9110 allows inside a field value.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f]"
+)  # TAB too: the contract allows no control character
 _CONTENT_TYPES = {
     "json": "application/json",
     "form": "application/x-www-form-urlencoded",
