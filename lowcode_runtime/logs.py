@@ -8,6 +8,7 @@ current request are added to every line from the context variables.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import traceback
 from datetime import UTC
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from lowcode_runtime import events
 from lowcode_runtime.context import current_request_id, current_trace_id
 from lowcode_runtime.masking import mask
 
@@ -93,10 +95,22 @@ def _pretty_format(record: Any) -> str:
     )
 
 
+class StdlibToLoguru(logging.Handler):
+    """Hands a stdlib record (aiohttp, asyncio, gunicorn) to loguru: masked JSON like ours."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname if record.levelname in _LEVELS.values() else "ERROR"
+        exception = record.exc_info if record.exc_info and record.exc_info[0] else None
+        logger.bind(
+            event=events.LIBRARY_LOG, source=record.name, pid=record.process
+        ).opt(exception=exception).log(level, record.getMessage())
+
+
 def setup_logging(
     level: str = "info", fmt: str = "json", stream: TextIO | None = None
 ) -> None:
-    """Route every loguru line to one masked sink; called once by the command line."""
+    """Route every line, loguru's and the stdlib's, to one masked sink."""
+    logging.basicConfig(handlers=[StdlibToLoguru()], level=logging.WARNING, force=True)
     logger.remove()
     logger.configure(patcher=_add_trace_fields)
     sink = MaskedSink(stream or sys.stdout, fmt)
@@ -112,4 +126,4 @@ def setup_logging(
         )
 
 
-__all__ = ["logger", "setup_logging"]
+__all__ = ["StdlibToLoguru", "logger", "setup_logging"]

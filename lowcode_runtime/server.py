@@ -9,7 +9,6 @@ generated token (by the command line) and the embedded PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import os
 import signal
@@ -26,7 +25,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from lowcode_runtime import events, metrics
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
-from lowcode_runtime.logs import logger
+from lowcode_runtime.logs import StdlibToLoguru, logger
 from lowcode_runtime.plugins import PluginManager, build_type_registry
 
 SHUTDOWN_GRACE_S = 25.0
@@ -217,17 +216,6 @@ class WorkersApplication(BaseApplication):
         return self.factory
 
 
-class _ToLoguru(logging.Handler):
-    """Hands a stdlib record to loguru, so gunicorn's lines are masked JSON lines like ours."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        level = record.levelname if record.levelname != "CRITICAL" else "ERROR"
-        exception = record.exc_info if record.exc_info and record.exc_info[0] else None
-        logger.bind(event=events.SERVER_PROCESS, pid=record.process).opt(
-            exception=exception
-        ).log(level, record.getMessage())
-
-
 class LoguruGunicornLogger(GunicornLogger):
     """gunicorn's logger with its error log (master and workers) routed to loguru."""
 
@@ -235,4 +223,4 @@ class LoguruGunicornLogger(GunicornLogger):
         super().setup(cfg)
         for handler in list(self.error_log.handlers):
             self.error_log.removeHandler(handler)
-        self.error_log.addHandler(_ToLoguru())
+        self.error_log.addHandler(StdlibToLoguru())

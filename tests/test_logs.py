@@ -49,3 +49,21 @@ def test_level_filters_and_pretty_is_for_people():
     assert "loud" in text and "demo.warn" in text and "key=value" in text
     assert "abc.def" not in text, "pretty lines are masked too"
     assert not text.lstrip().startswith("{")
+
+
+async def test_library_lines_are_masked_json_too(make_client, logs):
+    import asyncio
+
+    client = await make_client(load_entry_points=False)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Type: a\r\nContent-Type: b\r\n"
+        b"Authorization: Bearer lib-secret-token\r\n\r\n"
+    )
+    await writer.drain()
+    assert b" 400 " in (await reader.read(100))
+    writer.close()
+
+    library = logs.events("library.log")
+    assert library and library[0]["source"].startswith("aiohttp")
+    assert "lib-secret-token" not in logs.text
