@@ -378,7 +378,9 @@ async def test_absent_params_elsewhere_are_validation_failed(client, definition,
     assert "params." in body["error"]["message"]
 
 
-@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\x00b", "a\x7f", "a\tb"])
+@pytest.mark.parametrize(
+    "value", ["a\r\nX-Injected: 1", "a\nb", "a\x00b", "a\x7f", "a\tb"]
+)
 async def test_control_characters_in_header_values_are_refused(client, upstream, value):
     response, body = await execute(
         client,
