@@ -148,7 +148,12 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
     loaded_definition = request.app[DEFINITIONS].load(
         type_name, ds_type, definition, problems
     )
+    definition_ok = not problems
     loaded_params = _collect(params_schema, loaded["params"], "params", problems)
+    if problems and definition_ok and ds_type.check_params is not None:
+        problems.extend(
+            ds_type.check_params(operation, loaded_definition, loaded["params"])
+        )
     if problems:
         raise errors.ValidationFailed.from_details(problems)
 

@@ -74,6 +74,7 @@ class Result:
 
 
 Handler = Callable[[Call], Awaitable[Result]]
+ParamsCheck = Callable[[str, dict[str, Any], dict[str, Any]], list[dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class DataSourceType:
 
     ``definition_schema`` loads the ``dataSource`` object (``type`` and ``name`` removed);
     ``operations`` maps each operation name to the schema of its ``params``.
+    ``check_params(operation, definition, params)``, when given, returns the violations of the
+    raw params that only the loaded definition can tell (e.g. unknown field names). The core
+    calls it when the definition loaded but the params schema refused the params, so one
+    answer lists both; on the success path the handler checks those itself.
     """
 
     name: str
@@ -89,6 +94,7 @@ class DataSourceType:
     operations: Mapping[str, Schema]
     handler: Handler
     description: str = ""
+    check_params: ParamsCheck | None = None
 
 
 @dataclass(frozen=True)

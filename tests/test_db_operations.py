@@ -489,3 +489,49 @@ async def test_big_integers_round_trip_as_strings_and_decimals_take_strings(db):
     assert row["count"] == big and row["price"] == "9.90"
     found = await db.ok("list", {"filter": {"count": row["count"]}}, data_source=TYPED)
     assert [r["id"] for r in found["data"]] == [row["id"]]
+
+
+PAIR = {"type": "db", "name": "pairs", "table": "pairs",
+        "fields": [{"name": "a", "type": "string"}, {"name": "n", "type": "integer"}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "paths"),
+    [
+        ("list", {"filter": {"zz": 1}, "limit": 0}, {"params.filter.zz", "params.limit"}),
+        ("list", {"filter": {"zz": 1}, "offset": -1, "fields": ["nope"]},
+         {"params.filter.zz", "params.offset", "params.fields.0"}),
+        ("list", {"sort": ["nope"], "limit": 0, "bogus": 1},
+         {"params.sort.0", "params.limit", "params.bogus"}),
+        ("list", {"sort": ["a", "Bad name", 3], "fields": ["n", "nope"], "withTotal": 1},
+         {"params.sort.1", "params.sort.2", "params.fields.1", "params.withTotal"}),
+        ("list", {"filter": {"zz": 1, "n": "x", "a": {"lt": None}}, "sort": ["nope"]},
+         {"params.filter.zz", "params.filter.n", "params.filter.a.lt", "params.sort.0"}),
+        ("get", {"id": "abc", "bogus": 1}, {"params.id", "params.bogus"}),
+        ("create", {"values": {"zz": 1, "n": "x"}, "bogus": 1},
+         {"params.values.zz", "params.values.n", "params.bogus"}),
+        ("update", {"id": "abc", "values": {"zz": 1, "n": "x"}},
+         {"params.id", "params.values.zz", "params.values.n"}),
+        ("update", {"id": "abc", "values": {"id": 2, "n": "x"}},
+         {"params.id", "params.values.id", "params.values.n"}),
+        ("update", {"values": {"n": "x"}}, {"params.id", "params.values.n"}),
+    ],
+)  # fmt: skip
+async def test_every_params_violation_is_reported_at_once(db, operation, params, paths):
+    status, body = await db.call(operation, params, data_source=PAIR)
+    assert status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    details = body["error"]["details"]
+    assert {d["path"] for d in details} == paths
+    assert len(details) == len(paths), details  # one answer per path, none repeated
+
+
+async def test_definition_and_params_violations_are_reported_together(db):
+    broken = {**PAIR, "table": "Bad"}
+    status, body = await db.call(
+        "list", {"limit": 0, "filter": {"zz": 1}}, data_source=broken
+    )
+    assert status == 400, body
+    paths = {d["path"] for d in body["error"]["details"]}
+    # The table is unknown, so only what needs no table can be checked in params.
+    assert paths == {"dataSource.table", "params.limit"}

@@ -46,6 +46,9 @@ class Problems:
     def add(self, path: str, message: str) -> None:
         self.details.append({"path": path, "message": message})
 
+    def extend(self, details: list[dict[str, str]]) -> None:
+        self.details.extend(details)
+
     def raise_any(self) -> None:
         if self.details:
             raise ValidationFailed.from_details(self.details)
@@ -227,6 +230,9 @@ def compile_sort(table: Table, sort: list[str], problems: Problems) -> sql.Compo
     """ORDER BY keys, ``id`` ascending appended unless sorted on already."""
     keys, seen = [], set()
     for i, item in enumerate(sort):
+        if not isinstance(item, str):
+            problems.add(f"params.sort.{i}", "expected a field name")
+            continue
         name = item[1:] if item.startswith("-") else item
         if table.column(name) is None:
             problems.add(f"params.sort.{i}", "unknown field")
@@ -250,7 +256,7 @@ def select_names(
         return list(table.names)
     names = ["id"]
     for i, name in enumerate(wanted):
-        if table.column(name) is None:
+        if not isinstance(name, str) or table.column(name) is None:
             problems.add(f"params.fields.{i}", "unknown field")
         elif name not in names:
             names.append(name)

@@ -10,12 +10,13 @@ from typing import Any
 
 import psycopg2
 from aiohttp import web
+from marshmallow import ValidationError
 
 from lowcode_db import cli
 from lowcode_db.migrations import Migrator, Reporter, Target
 from lowcode_db.model import Table, build_table, legacy_index_name
 from lowcode_db.pool import Database, check_database_url
-from lowcode_db.queries import BUILDERS, read_rows
+from lowcode_db.queries import BUILDERS, read_rows, table_problems
 from lowcode_db.schema import DefinitionSchema, operation_schemas
 from lowcode_db.seeds import load_seeds
 from lowcode_db.status import read_status
@@ -23,12 +24,19 @@ from lowcode_db.tenancy import check_project_id, schema_name
 from lowcode_runtime import Call, DataSourceType, Result, hookimpl, keys
 from lowcode_runtime.config import Settings
 from lowcode_runtime.envelope import ok_response
-from lowcode_runtime.errors import Conflict, DbUnavailable, NotFound, ValidationFailed
+from lowcode_runtime.errors import (
+    Conflict,
+    DbUnavailable,
+    NotFound,
+    ValidationFailed,
+    flatten_messages,
+)
 from lowcode_runtime.metrics import MIGRATIONS
 
 # Errors that mean the tables this process believed in are gone: migrate again, once.
 STALE_CODES = {"3F000", "42P01", "42703"}
 STATUS_PATH = "/preview/status/{projectId}"
+OPERATIONS = operation_schemas()
 
 
 @dataclass
@@ -146,15 +154,32 @@ async def status_route(request: web.Request) -> web.Response:
     return ok_response(request, data)
 
 
+def check_params(
+    operation: str, definition: dict[str, Any], params: dict[str, Any]
+) -> list[dict[str, str]]:
+    """What the table finds wrong in params its generic schema refused (the core asks).
+
+    A path the generic schema reported already is not repeated.
+    """
+    try:
+        OPERATIONS[operation].load(params)
+        reported: set[str] = set()
+    except ValidationError as e:
+        reported = {d["path"] for d in flatten_messages(e.messages, "params")}
+    found = table_problems(build_table(definition), operation, params)
+    return [d for d in found if d["path"] not in reported]
+
+
 @hookimpl
 def register_datasource_types() -> list[DataSourceType]:
     return [
         DataSourceType(
             name="db",
             definition_schema=DefinitionSchema(),
-            operations=operation_schemas(),
+            operations=OPERATIONS,
             handler=handle,
             description="CRUD over a table of the project's preview PostgreSQL schema",
+            check_params=check_params,
         )
     ]
 

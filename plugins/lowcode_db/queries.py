@@ -18,7 +18,7 @@ from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
 from lowcode_db.model import Table, placeholder
 from lowcode_db.rows import adapt, row_to_json, to_json
 from lowcode_db.values import load_value
-from lowcode_runtime.errors import ValidationFailed
+from lowcode_runtime.errors import flatten_messages
 
 TOTAL = "__lowcode_total"
 ROW_NUMBER = "__lowcode_n"
@@ -41,25 +41,34 @@ def _columns(names: list[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def _load_id(table: Table, value: Any) -> Any:
+def _load_id(table: Table, value: Any, problems: Problems) -> Any:
     try:
         return load_value(table.id_type, value)
     except ValidationError as e:
-        raise ValidationFailed.from_messages({"id": e.messages}, "params") from e
+        problems.extend(flatten_messages({"id": e.messages}, "params"))
+        return None
 
 
-def _load_values(table: Table, values: dict[str, Any], partial: bool) -> dict[str, Any]:
+def _load_values(
+    table: Table, values: dict[str, Any], partial: bool, problems: Problems
+) -> dict[str, Any]:
+    if partial and "id" in values:
+        problems.add("params.values.id", "the id of a row cannot be changed")
+        values = {k: v for k, v in values.items() if k != "id"}
     try:
         return table.values_schema(partial).load(values)
     except ValidationError as e:
-        raise ValidationFailed.from_messages(e.messages, "params.values") from e
+        problems.extend(flatten_messages(e.messages, "params.values"))
+        return {}
 
 
-def _id_condition(table: Table, value: Any) -> tuple[sql.Composable, Any]:
+def _id_condition(
+    table: Table, value: Any, problems: Problems
+) -> tuple[sql.Composable, Any]:
     condition = sql.SQL("{} = {}").format(
         sql.Identifier("id"), placeholder(table.id_type)
     )
-    return condition, _load_id(table, value)
+    return condition, _load_id(table, value, problems)
 
 
 def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -98,7 +107,9 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
 
 
 def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
-    condition, value = _id_condition(table, params["id"])
+    problems = Problems()
+    condition, value = _id_condition(table, params["id"], problems)
+    problems.raise_any()
     names = list(table.names)
     statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
         _columns(names), qualified(schema, table.name), condition
@@ -131,25 +142,20 @@ def insert_statement(
 
 
 def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
-    values = _load_values(table, params["values"], partial=False)
+    problems = Problems()
+    values = _load_values(table, params["values"], False, problems)
+    problems.raise_any()
+
     names = list(table.names)
     statement, bound = insert_statement(schema, table, values, _columns(names))
     return Query(statement, bound, names, "row")
 
 
 def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
-    condition, id_value = _id_condition(table, params["id"])
-    values = _load_values(table, params["values"], partial=True)
-    if "id" in values:
-        raise ValidationFailed(
-            "params.values.id: the id of a row cannot be changed",
-            details=[
-                {
-                    "path": "params.values.id",
-                    "message": "the id of a row cannot be changed",
-                }
-            ],
-        )
+    problems = Problems()
+    condition, id_value = _id_condition(table, params["id"], problems)
+    values = _load_values(table, params["values"], True, problems)
+    problems.raise_any()
     if not values:
         return build_get(schema, table, params)
 
@@ -169,7 +175,9 @@ def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
 
 
 def build_delete(schema: str, table: Table, params: dict[str, Any]) -> Query:
-    condition, value = _id_condition(table, params["id"])
+    problems = Problems()
+    condition, value = _id_condition(table, params["id"], problems)
+    problems.raise_any()
     statement = sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(
         qualified(schema, table.name), condition, sql.Identifier("id")
     )
@@ -183,6 +191,32 @@ BUILDERS: dict[str, Callable[[str, Table, dict[str, Any]], Query]] = {
     "update": build_update,
     "delete": build_delete,
 }
+
+
+def table_problems(
+    table: Table, operation: str, params: dict[str, Any]
+) -> list[dict[str, str]]:
+    """The table-aware violations of raw ``params`` whose generic schema failed.
+
+    The builders stop at the first layer that fails, so a wrong ``limit`` would hide an unknown
+    filter field. This checks, against the table, every part that has the right shape, so one
+    answer lists every violation; the generic schema reports the rest.
+    """
+    problems = Problems()
+    if operation == "list":
+        if isinstance(params.get("filter"), dict):
+            FilterCompiler(table, problems).compile(params["filter"])
+        if isinstance(params.get("sort"), list):
+            compile_sort(table, params["sort"], problems)
+        if isinstance(params.get("fields"), list):
+            select_names(table, params["fields"], problems)
+        return problems.details
+
+    if operation != "create" and params.get("id") is not None:
+        _load_id(table, params["id"], problems)
+    if operation in ("create", "update") and isinstance(params.get("values"), dict):
+        _load_values(table, params["values"], operation == "update", problems)
+    return problems.details
 
 
 def read_rows(

@@ -153,13 +153,23 @@ class ListParams(Schema):
 
     @validates("sort")
     def check_sort(self, value: list[str], **kwargs: Any) -> None:
-        for item in value:
-            check_identifier(item[1:] if item.startswith("-") else item)
+        _check_names([item[1:] if item.startswith("-") else item for item in value])
 
     @validates("fields_")
     def check_fields(self, value: list[str], **kwargs: Any) -> None:
-        for item in value:
-            check_identifier(item)
+        _check_names(value)
+
+
+def _check_names(names: list[str]) -> None:
+    """Each name of a list checked, its problem at its index (``params.sort.1``)."""
+    errors: dict[int, list[str]] = {}
+    for position, name in enumerate(names):
+        try:
+            check_identifier(name)
+        except ValidationError as e:
+            errors[position] = [str(m) for m in e.messages]
+    if errors:
+        raise ValidationError(errors)
 
 
 class IdParams(Schema):
