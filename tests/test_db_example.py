@@ -56,7 +56,7 @@ HEREDOC = re.compile(r"^cat > (\S+) <<'EOF'\n(.*?)\nEOF$", re.M | re.S)
 COMMAND = re.compile(
     r"^\.venv/bin/python -m lowcode_runtime (migrate .*?)(?:\s+#.*)?$", re.M
 )
-SUMMARY = re.compile(r"^-- plan for .*$", re.M)
+SUMMARY = re.compile(r"^-- planned: .*$", re.M)
 
 
 def test_the_documented_commands_run_as_documented(database_url, project_id, tmp_path):

@@ -56,9 +56,16 @@ def test_migrate_dry_run_then_apply_then_status(database_url, project_id, tmp_pa
     assert lines[0].startswith("CREATE SCHEMA IF NOT EXISTS")
     assert any(line.startswith("CREATE TABLE IF NOT EXISTS") for line in lines)
     assert dry.stderr.splitlines()[-1] == (
-        f"-- plan for {schema_name(project_id)} (orders): {len(lines)} statements; "
+        f"-- planned: {schema_name(project_id)} (orders), {len(lines)} statements; "
         "dry run, nothing changed"
     )
+    planned = run_cli(
+        database_url, "migrate", project_id, str(definition), "--dry-run", "--json"
+    )
+    assert planned.returncode == 0, planned.stderr
+    report = json.loads(planned.stdout)
+    assert (report["dryRun"], report["outcome"]) == (True, "planned")
+    assert report["statements"] == lines
     status = run_cli(database_url, "status", project_id, "--json")
     assert json.loads(status.stdout)["status"] == "absent"
 
@@ -71,6 +78,17 @@ def test_migrate_dry_run_then_apply_then_status(database_url, project_id, tmp_pa
     again = run_cli(database_url, "migrate", project_id, str(definition), "--json")
     assert again.returncode == 0
     assert json.loads(again.stdout)["outcome"] == "unchanged"
+    again_dry = run_cli(
+        database_url, "migrate", project_id, str(definition), "--dry-run", "--json"
+    )
+    assert again_dry.returncode == 0
+    assert json.loads(again_dry.stdout)["outcome"] == "unchanged"
+    text = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run")
+    assert text.stdout == ""
+    assert text.stderr.splitlines()[-1] == (
+        f"-- unchanged: {schema_name(project_id)} (orders), nothing to do; "
+        "dry run, nothing changed"
+    )
 
     status = run_cli(database_url, "status", project_id, "--json")
     assert json.loads(status.stdout)["status"] == "ready"
@@ -91,7 +109,10 @@ def test_migrate_blocked_exits_1(database_url, project_id, tmp_path):
     assert json.loads(dry.stdout)["outcome"] == "blocked"
     text = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run")
     assert text.returncode == 1
-    assert "would be blocked; dry run, nothing changed" in text.stderr
+    assert text.stderr.splitlines()[0] == (
+        f"-- blocked: {schema_name(project_id)} (orders), 1 statement would be blocked; "
+        "dry run, nothing changed"
+    )
     assert "--   change the type of orders.amount" in text.stderr
 
     blocked = run_cli(database_url, "migrate", project_id, str(definition), "--json")

@@ -188,10 +188,14 @@ def _dry_run_summary(where: str, report: dict[str, Any]) -> str:
     """What the plan would do: a dry run applies nothing, so it never says "applied"."""
     count = len(report["statements"])
     size = f"{count} statement{'' if count == 1 else 's'}" if count else "nothing to do"
-    verdict = {"blocked": ", would be blocked", "failed": ", would fail"}.get(
+    verdict = {"blocked": " would be blocked", "failed": " would fail"}.get(
         report["outcome"], ""
     )
-    lines = [f"-- plan for {where}: {size}{verdict}; dry run, nothing changed"]
+    if verdict and not count:
+        size = verdict.strip()
+    elif verdict:
+        size += verdict
+    lines = [f"-- {report['outcome']}: {where}, {size}; dry run, nothing changed"]
     if verdict:
         lines += [f"--   {change}" for change in report.get("changes", [])]
     return "\n".join(lines)

@@ -68,7 +68,11 @@ SELECT r.relname, r.relkind, t.relname, i.indisunique,
 
 @dataclass
 class Outcome:
-    """What a migration did: ``applied``, ``blocked``, ``failed`` or ``unchanged``."""
+    """What a migration did: ``applied``, ``blocked``, ``failed`` or ``unchanged``.
+
+    A dry run, which applies nothing, says ``planned`` where it would have applied; its
+    ``blocked`` and ``failed`` say what applying would meet.
+    """
 
     outcome: str
     statements: list[str] = field(default_factory=list)
@@ -282,7 +286,7 @@ async def _migrate_in_transaction(
         outcome.outcome = (
             "blocked"
             if destructive and not target.allow_destructive
-            else ("applied" if shown else "unchanged")
+            else ("planned" if shown else "unchanged")
         )
         outcome.changes = destructive or outcome.changes
         return outcome
