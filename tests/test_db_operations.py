@@ -331,6 +331,10 @@ async def test_uuid_and_string_primary_keys(db):
     assert (await db.ok("get", {"id": row["id"]}, data_source=by_uuid))["data"] == row
     status, _ = await db.call("get", {"id": "nope"}, data_source=by_uuid)
     assert status == 400
+    status, body = await db.call(
+        "create", {"values": {"id": row["id"]}}, data_source=by_uuid
+    )
+    assert status == 400 and "random uuid" in body["error"]["details"][0]["message"]
 
     by_text = {
         "type": "db",
@@ -535,3 +539,57 @@ async def test_definition_and_params_violations_are_reported_together(db):
     paths = {d["path"] for d in body["error"]["details"]}
     # The table is unknown, so only what needs no table can be checked in params.
     assert paths == {"dataSource.table", "params.limit"}
+
+
+async def test_an_id_declared_integer_is_the_default_identity(db, database_url):
+    """``id: integer`` changes nothing: the same bigint identity as no declaration at all."""
+    import psycopg2
+
+    from lowcode_db.tenancy import schema_name
+
+    plain = {
+        "type": "db",
+        "name": "n",
+        "table": "n",
+        "fields": [{"name": "v", "type": "text"}],
+    }
+    declared = {
+        **plain,
+        "fields": [{"name": "id", "type": "integer"}, *plain["fields"]],
+    }
+    assert (await db.ok("create", {"values": {"v": "a"}}, data_source=plain))["data"][
+        "id"
+    ] == 1
+    row = (await db.ok("create", {"values": {"v": "b"}}, data_source=declared))["data"]
+    assert row == {"id": 2, "v": "b"}
+    assert (await db.ok("get", {"id": 2}, data_source=declared))["data"] == row
+
+    status, body = await db.call(
+        "create", {"values": {"id": 9, "v": "c"}}, data_source=declared
+    )
+    assert status == 400, body
+    assert body["error"]["details"] == [{"path": "params.values.id",
+        "message": "the id is generated (a bigint identity): leave it out"}]  # fmt: skip
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT data_type, is_identity FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'n' AND column_name = 'id'",
+            (schema_name(db.project),),
+        )
+        assert cursor.fetchall() == [("bigint", "YES")]
+    connection.close()
+
+
+async def test_an_id_of_another_type_names_the_allowed_ones(db):
+    bad = {
+        "type": "db",
+        "name": "x",
+        "table": "x",
+        "fields": [{"name": "id", "type": "date"}],
+    }
+    status, body = await db.call("list", data_source=bad)
+    assert status == 400, body
+    [detail] = body["error"]["details"]
+    assert detail["path"] == "dataSource.fields.0.type"
+    assert all(kind in detail["message"] for kind in ("integer", "uuid", "string"))

@@ -49,11 +49,19 @@ def _load_id(table: Table, value: Any, problems: Problems) -> Any:
         return None
 
 
+GENERATED_IDS = {"integer": "a bigint identity", "uuid": "a random uuid"}
+
+
 def _load_values(
     table: Table, values: dict[str, Any], partial: bool, problems: Problems
 ) -> dict[str, Any]:
-    if partial and "id" in values:
-        problems.add("params.values.id", "the id of a row cannot be changed")
+    if "id" in values and (partial or table.id_type in GENERATED_IDS):
+        problems.add(
+            "params.values.id",
+            "the id of a row cannot be changed"
+            if partial
+            else f"the id is generated ({GENERATED_IDS[table.id_type]}): leave it out",
+        )
         values = {k: v for k, v in values.items() if k != "id"}
     try:
         return table.values_schema(partial).load(values)

@@ -116,7 +116,8 @@ class DefinitionSchema(Schema):
             if field["name"] == "id" and field["type"] not in ID_TYPES:
                 errors.setdefault("fields", {})[position] = {
                     "type": [
-                        "id is the primary key: its type is integer, uuid or string"
+                        "id is the primary key: its type is integer (the default bigint "
+                        "identity), uuid (generated) or string (given by the caller)"
                     ]
                 }
 
