@@ -37,7 +37,8 @@ def _add_trace_fields(record: Any) -> None:
         record["extra"].setdefault("requestId", current_request_id())
 
 
-def _json_line(record: Any) -> str:
+def _json_line(record: Any, masked: bool) -> str:
+    """One JSON object; each string is masked before serialising, so the line stays JSON."""
     extra = record["extra"]
     line: dict[str, Any] = {
         "time": record["time"].astimezone(UTC).isoformat(timespec="milliseconds"),
@@ -56,11 +57,25 @@ def _json_line(record: Any) -> str:
         line["exception"] = "".join(
             traceback.format_exception(exc.type, exc.value, exc.traceback)
         )
-    return json.dumps(line, default=str, ensure_ascii=False)
+    return json.dumps(
+        _masked(line) if masked else line, default=str, ensure_ascii=False
+    )
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(str(k)): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return mask(str(value))
 
 
 class MaskedSink:
-    """Formats a record, masks the whole text (tracebacks included), writes one line."""
+    """Formats a record, masks every text in it (tracebacks included), writes one line."""
 
     def __init__(self, stream: TextIO, fmt: str) -> None:
         self.stream = stream
@@ -68,12 +83,12 @@ class MaskedSink:
 
     def __call__(self, message: Any) -> None:
         record = message.record
+        masked = not record["extra"].get("_unmasked")
         if self.fmt == "json":
-            text = _json_line(record)
+            text = _json_line(record, masked)
         else:
             text = str(message).rstrip("\n")
-        if not record["extra"].get("_unmasked"):
-            text = mask(text)
+            text = mask(text) if masked else text
         self.stream.write(text + "\n")
         self.stream.flush()
 

@@ -67,3 +67,24 @@ async def test_library_lines_are_masked_json_too(make_client, logs):
     library = logs.events("library.log")
     assert library and library[0]["source"].startswith("aiohttp")
     assert "lib-secret-token" not in logs.text
+
+
+def test_masking_keeps_every_json_line_whole():
+    stream = io.StringIO()
+    setup_logging("info", "json", stream=stream)
+    try:
+        logger.bind(
+            event="demo", projectId="password=abc", path="/x/password=abc/y"
+        ).info("failed: password=abc")
+        try:
+            raise ValueError("dsn postgres://u:pw1@h/db password=abc")
+        except ValueError:
+            logger.exception("boom password=abc")
+    finally:
+        setup_logging("warning", "json")
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["projectId"] == "password=[REDACTED]"
+    assert lines[0]["path"] == "/x/password=[REDACTED]"
+    assert "pw1" not in lines[1]["exception"] and "abc" not in stream.getvalue()
