@@ -18,7 +18,12 @@ from lowcode_runtime import __version__, events
 from lowcode_runtime.config import ConfigError, Settings, load_settings
 from lowcode_runtime.logs import logger, setup_logging
 from lowcode_runtime.masking import mask
-from lowcode_runtime.plugins import PluginConflict, PluginManager, build_plugin_manager
+from lowcode_runtime.plugins import (
+    PluginError,
+    PluginManager,
+    build_plugin_manager,
+    build_type_registry,
+)
 
 EXIT_CONFIG = 2
 MIN_TOKEN_LENGTH = 32
@@ -90,13 +95,14 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("lowcode-runtime: --workers expects a positive integer", file=sys.stderr)
         return EXIT_CONFIG
+    build_type_registry(
+        args.plugin_manager
+    )  # a plugin error stops us before the token line
     settings = generate_token_if_missing(args.settings)
     return serve(settings, args.plugin_manager, workers=args.workers)
 
 
 def run_plugins(args: argparse.Namespace) -> int:
-    from lowcode_runtime.plugins import build_type_registry
-
     registry = build_type_registry(args.plugin_manager)
     rows: list[dict[str, Any]] = [
         {
@@ -144,8 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except PluginConflict as e:
-        logger.error(str(e))
+    except PluginError as e:
+        logger.bind(event=events.PLUGIN_REFUSED).error(str(e))
         print(f"lowcode-runtime: {e}", file=sys.stderr)
         return 1
     except Exception as e:

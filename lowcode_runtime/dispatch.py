@@ -210,7 +210,11 @@ async def run_call(request: web.Request, call: Call, started: float) -> Result:
     error: errors.RuntimeBackendError | None = None
 
     try:
-        return await handler(call)
+        result = await handler(call)
+        if call.deadline.expired():
+            # The handler swallowed its cancellation; the deadline still holds.
+            raise errors.Timeout("the call did not finish within the request deadline")
+        return result
     except errors.RuntimeBackendError as e:
         error = e
         raise

@@ -33,18 +33,29 @@ def base_meta(request: web.Request) -> dict[str, Any]:
     return meta
 
 
+def _merged_meta(request: web.Request, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The core's fields, then a plugin's; a plugin cannot replace ``traceId`` and the rest."""
+    meta = base_meta(request)
+    for key, value in (extra or {}).items():
+        meta.setdefault(key, value)
+    return meta
+
+
 def ok_response(
     request: web.Request,
     data: Any,
     meta: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
-    body = {"ok": True, "data": data, "meta": {**base_meta(request), **(meta or {})}}
+    body = {"ok": True, "data": data, "meta": _merged_meta(request, meta)}
     return web.json_response(body, status=status, dumps=_dumps)
 
 
 def error_response(request: web.Request, error: RuntimeBackendError) -> web.Response:
     # An error may add to meta (the rest plugin sets ``redacted`` on an echoed secret).
-    meta = {**base_meta(request), **(error.meta or {})}
-    body = {"ok": False, "error": error.to_dict(), "meta": meta}
+    body = {
+        "ok": False,
+        "error": error.to_dict(),
+        "meta": _merged_meta(request, error.meta),
+    }
     return web.json_response(body, status=error.status, dumps=_dumps)

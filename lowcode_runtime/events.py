@@ -19,6 +19,7 @@ COMMAND_FAILED = "service.command_failed"
 
 PLUGIN_LOADED = "plugin.loaded"
 PLUGIN_LOAD_FAILED = "plugin.load_failed"
+PLUGIN_REFUSED = "plugin.refused"
 HOOK_CALL = "plugin.hook_call"
 
 SECRETS_STALE = "secrets.stale_served"

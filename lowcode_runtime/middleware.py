@@ -237,13 +237,17 @@ async def deadline_middleware(
 
     try:
         async with asyncio.timeout_at(_loop_time(deadline)) as scope:
-            return await handler(request)
+            response = await handler(request)
     except TimeoutError as e:
         if scope.expired():
             raise errors.Timeout(
                 f"the request did not finish within {timeout_ms} ms"
             ) from e
         raise
+    if scope.expired():
+        # Work that swallowed its cancellation does not turn a late answer into a success.
+        raise errors.Timeout(f"the request did not finish within {timeout_ms} ms")
+    return response
 
 
 def _loop_time(deadline: Deadline) -> float:

@@ -7,6 +7,7 @@ that claim one type name stop start-up.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,11 @@ TRACE_HOOKS_ENV = "LOWCODE_TRACE_HOOKS"
 CORE_INFO = PluginInfo(name="lowcode-runtime", version=__version__)
 
 
-class PluginConflict(Exception):
+class PluginError(Exception):
+    """A plugin contributes something the service cannot run; start-up stops (exit 1)."""
+
+
+class PluginConflict(PluginError):
     """Two plugins claim one dataSource type name."""
 
 
@@ -117,6 +122,11 @@ def _trace_hook_calls(pm: PluginManager) -> None:
     pm.add_hookcall_monitoring(before, after)
 
 
+def _is_async(handler: Any) -> bool:
+    call = getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
+
+
 def build_type_registry(pm: PluginManager) -> dict[str, RegisteredType]:
     """Gather every plugin's types once; a name claimed twice raises :class:`PluginConflict`."""
     registry: dict[str, RegisteredType] = {}
@@ -130,6 +140,11 @@ def build_type_registry(pm: PluginManager) -> dict[str, RegisteredType]:
                 raise PluginConflict(
                     f"dataSource type {ds_type.name!r} is claimed by both {other.name!r} "
                     f"and {info.name!r} ({impl.plugin_name}); uninstall one of them"
+                )
+            if not _is_async(ds_type.handler):
+                raise PluginError(
+                    f"the handler of dataSource type {ds_type.name!r} ({info.name}) must be "
+                    "an async function"
                 )
             registry[ds_type.name] = RegisteredType(ds_type, info)
 

@@ -51,6 +51,8 @@ class EchoPlugin:
                     "sleep": SleepParams(),
                     "leak": EchoParams(),
                     "crash": NoParams(),
+                    "stubborn": SleepParams(),
+                    "spoof": NoParams(),
                 },
                 handler=self.handle,
             )
@@ -76,6 +78,17 @@ class EchoPlugin:
             raise RuntimeError(f"failure carrying {secret}")
         if call.operation == "crash":
             raise ZeroDivisionError("boom")
+        if call.operation == "stubborn":
+            # Swallows its cancellation and answers late: the deadline must still hold.
+            try:
+                await asyncio.sleep(call.params["seconds"])
+            except asyncio.CancelledError:
+                self.cancelled.set()
+            return Result({"late": True})
+        if call.operation == "spoof":
+            return Result(
+                None, meta={"traceId": "spoofed", "durationMs": "abc", "extra": 1}
+            )
         return Result(
             {"greeting": call.definition["greeting"], "value": call.params["value"]},
             meta={"redacted": False},

@@ -290,3 +290,30 @@ async def test_a_warm_definition_skips_its_schema(make_client):
     assert bad.status == again.status == 400, (
         "a refused definition is checked every time"
     )
+
+
+async def test_a_handler_that_swallows_its_cancellation_still_times_out(
+    make_client, plugin
+):
+    client = await make_client(
+        extra_plugins=(("echo", plugin),),
+        load_entry_points=False,
+        request_timeout_ms=300,
+    )
+    response = await client.post(
+        EXECUTE, json=call(operation="stubborn", params={"seconds": 5}), headers=AUTH
+    )
+    assert response.status == 504
+    assert (await response.json())["error"]["code"] == "TIMEOUT"
+    assert plugin.cancelled.is_set()
+
+
+async def test_a_plugin_cannot_replace_the_core_meta(client):
+    response = await client.post(
+        EXECUTE,
+        json=call(operation="spoof", params={}),
+        headers={**AUTH, "x-trace-id": "real"},
+    )
+    meta = (await response.json())["meta"]
+    assert meta["traceId"] == "real" and isinstance(meta["durationMs"], float)
+    assert meta["extra"] == 1 and meta["operation"] == "spoof"

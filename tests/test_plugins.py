@@ -220,3 +220,23 @@ def test_hook_calls_are_traced_when_asked(monkeypatch, logs):
 
     traced = logs.events("plugin.hook_call")
     assert [t["hook"] for t in traced] == ["register_routes"]
+
+
+def test_a_sync_handler_stops_start_up():
+    from lowcode_runtime import DataSourceType, hookimpl
+    from lowcode_runtime.plugins import PluginError
+    from tests.support import EchoDefinition
+
+    class SyncPlugin:
+        @hookimpl
+        def register_datasource_types(self):
+            def handle(call):
+                return None
+
+            return [DataSourceType("sync", EchoDefinition(), {}, handle)]
+
+    pm = build_plugin_manager(
+        load_entry_points=False, extra_plugins=(("s", SyncPlugin()),)
+    )
+    with pytest.raises(PluginError, match="'sync'.*must be an async function"):
+        build_type_registry(pm)
