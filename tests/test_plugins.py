@@ -240,3 +240,15 @@ def test_a_sync_handler_stops_start_up():
     )
     with pytest.raises(PluginError, match="'sync'.*must be an async function"):
         build_type_registry(pm)
+
+
+def test_every_error_class_is_listed_in_the_guide():
+    from pathlib import Path
+
+    from lowcode_runtime import errors
+
+    guide = Path(__file__).parent.parent.joinpath("docs", "plugins.md").read_text()
+    for name, value in vars(errors).items():
+        if isinstance(value, type) and issubclass(value, errors.RuntimeBackendError):
+            if value not in (errors.RuntimeBackendError, errors.MethodNotAllowed):
+                assert f"`{name}`" in guide, name
