@@ -116,9 +116,26 @@ def _collect(
         return {}
 
 
+def _note_call_meta(request: web.Request, body: dict[str, Any]) -> None:
+    """Where a refused body still names its dataSource, its answer's meta names it too."""
+    source, operation = body.get("dataSource"), body.get("operation")
+    if not isinstance(source, dict) or not isinstance(operation, str):
+        return
+    if isinstance(source.get("type"), str) and isinstance(source.get("name"), str):
+        request[envelope.CALL_META] = {
+            "dataSource": source["name"],
+            "type": source["type"],
+            "operation": operation,
+        }
+
+
 def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> Call:
     """Validate the body, the definition and the params; the call a handler will receive."""
-    loaded = _load(_execute_schema, body, "")
+    try:
+        loaded = _load(_execute_schema, body, "")
+    except errors.ValidationFailed:
+        _note_call_meta(request, body)
+        raise
     definition = dict(loaded["dataSource"])
     type_name, name = definition.pop("type"), definition.pop("name")
     operation = loaded["operation"]

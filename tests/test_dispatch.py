@@ -317,3 +317,18 @@ async def test_a_plugin_cannot_replace_the_core_meta(client):
     meta = (await response.json())["meta"]
     assert meta["traceId"] == "real" and isinstance(meta["durationMs"], float)
     assert meta["extra"] == 1 and meta["operation"] == "spoof"
+
+
+@pytest.mark.parametrize("params", [None, [], "x"])
+async def test_a_refused_params_value_keeps_the_call_meta(client, params):
+    body = {
+        "dataSource": {"type": "echo", "name": "greeter"},
+        "operation": "echo",
+        "params": params,
+    }
+    response = await client.post(EXECUTE, json=body, headers=AUTH)
+    answer = await response.json()
+    assert response.status == 400
+    assert (
+        answer["meta"]["dataSource"] == "greeter" and answer["meta"]["type"] == "echo"
+    )
