@@ -42,6 +42,8 @@ class SecretsCache:
     sharing a Redis agree. Wall-clock time is used because the entry may cross processes.
     """
 
+    # Known gap: with REDIS_URL the cached values sit in Redis as plain JSON, so Redis must be
+    # guarded like the secrets API itself; encrypting them needs a key the operator manages.
     def __init__(self, provider: SecretsProvider | None, settings: Settings) -> None:
         self.provider = provider
         self.ttl = settings.secrets_cache_ttl_ms / 1000
