@@ -123,22 +123,25 @@ def legacy_index_name(table: str, columns: tuple[str, ...], unique: bool) -> str
 
 
 def build_table(definition: dict[str, Any]) -> Table:
-    """The :class:`Table` of a loaded definition (cached by its checksum)."""
-    shape = {k: definition.get(k, []) for k in ("table", "fields", "indexes")}
-    seeds = definition.get("seeds") or []
+    """The :class:`Table` of a loaded definition, cached by its canonical JSON.
+
+    A warm call serialises the definition once; checksums and columns come from the cache.
+    """
+    document = {
+        "shape": {k: definition.get(k, []) for k in ("table", "fields", "indexes")},
+        "seeds": definition.get("seeds") or [],
+    }
     return _build(
-        checksum(shape),
-        json.dumps(shape),
-        checksum(seeds) if seeds else None,
-        json.dumps(seeds, default=str),
+        json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     )
 
 
 @lru_cache(maxsize=512)
-def _build(
-    digest: str, shape_json: str, seeds_digest: str | None, seeds_json: str
-) -> Table:
-    shape = json.loads(shape_json)
+def _build(document_json: str) -> Table:
+    document = json.loads(document_json)
+    shape, seeds = document["shape"], document["seeds"]
+    digest = checksum(shape)
+    seeds_digest = checksum(seeds) if seeds else None
     id_type = "integer"
     columns = []
     for f in shape["fields"]:
@@ -177,7 +180,7 @@ def _build(
         columns=tuple(columns),
         indexes=tuple(indexes),
         checksum=digest,
-        seeds=tuple(json.loads(seeds_json)),
+        seeds=tuple(seeds),
         seeds_checksum=seeds_digest,
         by_name={c.name: c for c in columns},
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 from text_unidecode import unidecode
 
@@ -60,6 +61,7 @@ def check_project_id(project_id: str) -> str:
     return project_id
 
 
+@lru_cache(maxsize=4096)
 def schema_name(project_id: str) -> str:
     """``preview_<slug>``, ``preview_<h8>`` for an empty slug, cut with ``_<h8>`` past 63 bytes."""
     check_project_id(project_id)
