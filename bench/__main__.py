@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -34,10 +33,10 @@ from lowcode_db.tenancy import schema_name
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import setup_logging
+from tests.fixtures.database import available_database
 
 TOKEN = "bench-token-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLE = {
     "type": "db",
     "name": "items",
@@ -47,22 +46,6 @@ TABLE = {
         {"name": "price", "type": "decimal", "default": 0},
     ],
 }
-
-
-def database_url() -> tuple[str, object | None]:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url, None
-    try:
-        psycopg2.connect(LOCAL_URL, connect_timeout=3).close()
-        return LOCAL_URL, None
-    except psycopg2.Error:
-        from lowcode_db.embedded import start_embedded
-
-        server, url = start_embedded(
-            Path(tempfile.mkdtemp(prefix="lowcode-bench-")) / "pg"
-        )
-        return url, server
 
 
 async def timed(fn: Callable[[], Awaitable[None]], rounds: int) -> float:
@@ -108,9 +91,8 @@ async def start_service(db_url: str, secrets_file: str) -> tuple[web.AppRunner, 
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def run(rounds: int) -> None:
+async def run(rounds: int, db_url: str) -> None:
     setup_logging("error", "json")
-    db_url, embedded = database_url()
     project = f"bench-{uuid.uuid4().hex[:8]}"
     secrets_path = Path(tempfile.mkdtemp()) / "secrets.json"
     secrets_path.write_text(json.dumps({project: {"API_TOKEN": "bench-secret-value"}}))
@@ -188,10 +170,6 @@ async def run(rounds: int) -> None:
     await service.cleanup()
     await upstream.cleanup()
     _drop(db_url, schema)
-    if embedded is not None:
-        from lowcode_db.embedded import stop_embedded
-
-        stop_embedded(embedded)
 
 
 def _drop(db_url: str, schema: str) -> None:
@@ -209,7 +187,9 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rounds", type=int, default=300, help="timed calls per case")
-    asyncio.run(run(parser.parse_args().rounds))
+    rounds = parser.parse_args().rounds
+    with available_database("lowcode-bench-") as db_url:
+        asyncio.run(run(rounds, db_url))
 
 
 if __name__ == "__main__":
