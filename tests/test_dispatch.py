@@ -191,11 +191,16 @@ async def test_call_events_carry_the_contract_fields(client, logs):
     assert error["httpStatus"] == 400
 
 
-async def test_lines_outside_a_request_carry_no_trace_fields(logs):
+async def test_lines_outside_a_request_carry_no_trace_fields(client, logs):
     from lowcode_runtime.logs import logger
 
+    # A request served first must leave nothing behind in the code that runs after it.
+    await client.post(EXECUTE, json=call(), headers={**AUTH, "x-trace-id": "served"})
+    logger.info("outside, after a request")
     await asyncio.get_running_loop().run_in_executor(None, logger.info, "outside")
     assert "traceId" not in logs.records()[-1]
+    outside = [r for r in logs.records() if r["message"].startswith("outside")]
+    assert len(outside) == 2 and all("traceId" not in r for r in outside)
 
 
 async def test_a_secret_is_masked_everywhere(client, logs):

@@ -109,6 +109,13 @@ async def test_error_answers_carry_cors_headers(make_client, headers, status):
         )
         exposed = response.headers["Access-Control-Expose-Headers"].lower()
         assert "x-trace-id" in exposed and "x-ratelimit-remaining" in exposed
+        for header in (
+            "x-request-id",
+            "x-ratelimit-limit",
+            "x-ratelimit-reset",
+            "retry-after",
+        ):
+            assert header in exposed
 
 
 async def test_cors_origins_are_restricted_when_configured(make_client):
@@ -134,7 +141,7 @@ async def test_rate_limit_per_project_with_headers(make_client):
         response = await client.post(EXECUTE, json=ECHO_CALL, headers=AUTH)
         statuses.append(response.status)
         assert response.headers["x-ratelimit-limit"] == "3"
-        assert int(response.headers["x-ratelimit-reset"]) >= 1
+        assert 1 <= int(response.headers["x-ratelimit-reset"]) <= 60
     assert statuses == [200, 200, 200, 429]
     assert response.headers["x-ratelimit-remaining"] == "0"
     assert int(response.headers["retry-after"]) >= 1
