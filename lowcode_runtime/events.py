@@ -32,5 +32,7 @@ DB_MIGRATION = "db.migration"
 DB_STATEMENT_CANCELLED = "db.statement_cancelled"
 DB_UNAVAILABLE = "db.unavailable"
 
-REST_EGRESS_BLOCKED = "rest.egress_blocked"
+# Logged by the core's outbound client, named after the dataSource type that used it.
+EGRESS_BLOCKED = "{type}.egress_blocked"
+REST_EGRESS_BLOCKED = EGRESS_BLOCKED.format(type="rest")
 RATE_LIMIT_STORE_FAILED = "ratelimit.store_failed"

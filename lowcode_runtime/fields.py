@@ -7,9 +7,27 @@ for a contract that calls wrong types ``VALIDATION_FAILED`` they are too forgivi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields
+
+__all__ = ["Scalar", "StrictBoolean", "StrictInteger", "check_header_names"]
+
+# RFC 9110 token characters: what a header name may hold.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Set by the service from the body and the connection; a definition may not override them.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "host",
+        "upgrade",
+        "te",
+        "trailer",
+    }
+)
 
 
 class StrictBoolean(fields.Boolean):
@@ -45,3 +63,26 @@ class StrictFloat(fields.Float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
         return super()._validated(value)
+
+
+class Scalar(fields.Field):
+    """A string, number or boolean: what a query or header value may be written as."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Any:
+        if isinstance(value, str | int | float | bool):
+            return value
+        raise ValidationError("expected a string, number or boolean")
+
+
+def check_header_names(value: dict[str, Any]) -> None:
+    """Every bad header name at once, each under its own name."""
+    found = {}
+    for name in value:
+        if not HEADER_NAME.fullmatch(name):
+            found[name] = f"{name!r} is not a valid header name"
+        elif name.lower() in RESERVED_HEADERS:
+            found[name] = f"header {name!r} is set by the service and may not be given"
+    if found:
+        raise ValidationError(found)

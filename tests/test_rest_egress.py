@@ -9,14 +9,14 @@ import time
 import aiohttp
 import pytest
 
-from lowcode_rest.client import RestClient, egress_cause
-from lowcode_rest.egress import (
+from lowcode_runtime import events
+from lowcode_runtime.egress import (
     EgressDenied,
     EgressPolicy,
     EgressResolver,
     parse_ip_literal,
 )
-from lowcode_runtime import events
+from lowcode_runtime.outbound import OutboundClient, egress_cause
 from tests.fixtures.upstream import Recorder, Upstream, build_upstream, execute
 
 # Each host is aimed at the loopback upstream's port: where it spells loopback or the
@@ -295,7 +295,7 @@ async def test_the_session_itself_refuses_without_the_plugins_pre_check(
 ):
     """The checks sit where aiohttp connects: a request sent straight through the session,
     skipping the plugin's own URL check, is refused before any connection too."""
-    client = RestClient(make_settings())
+    client = OutboundClient(make_settings())
     try:
         with pytest.raises(aiohttp.ClientError) as raised:
             await client.session.get(f"http://{host}:{upstream.port}/json")

@@ -8,8 +8,8 @@ import pytest
 from marshmallow import ValidationError
 
 from lowcode_rest.schema import RestDefinitionSchema
-from lowcode_rest.templates import Context, iter_strings, json_depth
 from lowcode_runtime import events
+from lowcode_runtime.templates import Context, iter_strings, json_depth
 from tests.fixtures.upstream import execute
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lowcode_rest.client import RestClient
-from lowcode_rest.redact import Redactor
 from lowcode_rest.request import build_request
 from lowcode_rest.response import to_result
 from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
-from lowcode_rest.templates import Context, secret_names
 from lowcode_runtime import Call, DataSourceType, Result, errors, hookimpl
 from lowcode_runtime.config import Settings
+from lowcode_runtime.outbound import OutboundClient
+from lowcode_runtime.redact import Redactor
+from lowcode_runtime.templates import Context, secret_names
 
-REST_CLIENT = web.AppKey("lowcode_rest.client", RestClient)
+REST_CLIENT = web.AppKey("lowcode_rest.client", OutboundClient)
 
 
 async def handle(call: Call) -> Result:
@@ -43,7 +43,7 @@ async def handle(call: Call) -> Result:
     return to_result(answer, definition["responseType"], redactor)
 
 
-def client_for(call: Call) -> RestClient:
+def client_for(call: Call) -> OutboundClient:
     client = call.app.get(REST_CLIENT)
     if client is None:
         raise RuntimeError(
@@ -67,7 +67,7 @@ def register_datasource_types() -> list[DataSourceType]:
 
 @hookimpl
 def runtime_startup(app: web.Application, settings: Settings) -> None:
-    app[REST_CLIENT] = RestClient(settings)
+    app[REST_CLIENT] = OutboundClient(settings)
 
 
 @hookimpl

@@ -9,46 +9,31 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from yarl import URL
 
 from lowcode_rest.schema import body_depth_problem, effective_body_type
-from lowcode_rest.templates import (
+from lowcode_runtime import errors
+from lowcode_runtime.outbound import USER_AGENT, Outbound
+from lowcode_runtime.templates import (
     Context,
     MissingParam,
-    secret_names,
+    missing_param,
+    render_entry,
+    render_headers,
     stringify,
-    whole_ref,
 )
-from lowcode_rest.urls import url_problem
-from lowcode_runtime import __version__, errors
+from lowcode_runtime.urls import url_problem
 
-USER_AGENT = f"lowcode-runtime/{__version__}"
 # A value substituted into the host may only add to a name or a port.
 _HOST_VALUE = re.compile(r"[A-Za-z0-9.-]*")
-# Control characters but horizontal tab, which RFC 9110 allows inside a field value.
-_CONTROL = re.compile(
-    r"[\x00-\x1f\x7f]"
-)  # TAB too: the contract allows no control character
 _CONTENT_TYPES = {
     "json": "application/json",
     "form": "application/x-www-form-urlencoded",
     "text": "text/plain; charset=utf-8",
 }
-
-
-@dataclass
-class Outbound:
-    """The first request of an exchange; ``secret_headers`` names headers holding a secret."""
-
-    method: str
-    url: URL
-    headers: dict[str, str]
-    body: bytes | None
-    secret_headers: set[str] = field(default_factory=set)
 
 
 def encode_value(value: str) -> str:
@@ -60,14 +45,11 @@ def build_request(definition: dict[str, Any], ctx: Context) -> Outbound:
     """The request for ``definition``; an absent param outside query/headers is a 400."""
     url = _render_url(definition["url"], ctx)
     url = _add_query(url, definition["query"], ctx)
-    headers, secret_headers = _render_headers(definition["headers"], ctx)
+    headers, secret_headers = render_headers(
+        definition["headers"], ctx, {"User-Agent": USER_AGENT}
+    )
     body = _render_body(definition, ctx, headers)
     return Outbound(definition["method"], url, headers, body, secret_headers)
-
-
-def _missing(path: str, error: MissingParam) -> errors.ValidationFailed:
-    message = f"{error}: give it in params or remove it from the template"
-    return errors.ValidationFailed(message, [{"path": path, "message": message}])
 
 
 def _render_url(template: str, ctx: Context) -> URL:
@@ -81,7 +63,7 @@ def _render_url(template: str, ctx: Context) -> URL:
         segments = [_render_segment(segment, ctx) for segment in path.split("/")]
         after = ctx.render(after, encode_value)
     except MissingParam as e:
-        raise _missing("dataSource.url", e) from None
+        raise missing_param("dataSource.url", e) from None
 
     rendered = f"{scheme.lower()}://{authority}{'/'.join(segments)}{sep}{after}"
     try:
@@ -123,34 +105,12 @@ def _host_value(value: str) -> str:
     return value
 
 
-def _entry_value(template: Any, ctx: Context, path: str) -> list[str] | None:
-    """A query or header entry rendered; None leaves it out (its whole value is absent)."""
-    if not isinstance(template, str):
-        return [stringify(template)]
-    ref = whole_ref(template)
-    try:
-        if ref is not None:
-            value = ctx.lookup(ref)
-            if value is None:
-                return None
-            return (
-                [stringify(v) for v in value]
-                if isinstance(value, list)
-                else [stringify(value)]
-            )
-        return [ctx.render(template)]
-    except MissingParam as e:
-        if ref is not None and ref.kind == "params":
-            return None
-        raise _missing(path, e) from None
-
-
 def _add_query(url: URL, query: dict[str, Any], ctx: Context) -> URL:
     pairs: list[str] = []
     for key, template in query.items():
         items = template if isinstance(template, list) else [template]
         for item in items:
-            values = _entry_value(item, ctx, f"dataSource.query.{key}")
+            values = render_entry(item, ctx, f"dataSource.query.{key}")
             pairs.extend(f"{encode_value(key)}={encode_value(v)}" for v in values or ())
     if not pairs:
         return url
@@ -160,27 +120,6 @@ def _add_query(url: URL, query: dict[str, Any], ctx: Context) -> URL:
     return URL(
         f"{base}?{existing}&{joined}" if existing else f"{base}?{joined}", encoded=True
     )
-
-
-def _render_headers(
-    templates: dict[str, Any], ctx: Context
-) -> tuple[dict[str, str], set[str]]:
-    headers = {"User-Agent": USER_AGENT}
-    holding_secrets = set()
-    for name, template in templates.items():
-        values = _entry_value(template, ctx, f"dataSource.headers.{name}")
-        if values is None:
-            continue
-        value = ", ".join(values)
-        if _CONTROL.search(value):
-            message = "a header value may not hold CR, LF or another control character"
-            path = f"dataSource.headers.{name}"
-            raise errors.ValidationFailed(message, [{"path": path, "message": message}])
-        _drop_case_insensitive(headers, name)
-        headers[name] = value
-        if isinstance(template, str) and secret_names(template):
-            holding_secrets.add(name.lower())
-    return headers, holding_secrets
 
 
 def _render_body(
@@ -204,7 +143,7 @@ def _render_body(
         else:
             data = ctx.render(body)
     except MissingParam as e:
-        raise _missing("dataSource.body", e) from None
+        raise missing_param("dataSource.body", e) from None
     except ValueError as e:
         raise errors.ValidationFailed(
             "body does not form valid JSON once rendered",
@@ -226,8 +165,3 @@ def _rendered_body(body: Any, ctx: Context) -> Any:
             message, [{"path": "dataSource.body", "message": message}]
         )
     return rendered
-
-
-def _drop_case_insensitive(headers: dict[str, str], name: str) -> None:
-    for key in [k for k in headers if k.lower() == name.lower()]:
-        del headers[key]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import codecs
-import json
 from typing import Any
 
-from lowcode_rest.client import UpstreamAnswer
-from lowcode_rest.redact import Redactor
 from lowcode_runtime import errors
+from lowcode_runtime.redact import Redactor
 from lowcode_runtime.types import Result
+from lowcode_runtime.upstream import (
+    UpstreamAnswer,
+    decode_text,
+    is_json_type,
+    parse_json,
+    upstream_status,
+)
 
 SAFE_HEADERS = (
     "content-type",
@@ -19,32 +23,6 @@ SAFE_HEADERS = (
     "last-modified",
     "x-total-count",
 )
-# ``details.body`` of UPSTREAM_STATUS holds at most this many characters.
-ERROR_BODY_CHARS = 2048
-
-
-def decode_text(body: bytes, charset: str | None) -> str:
-    """The declared charset, UTF-8 when none or an unknown one; bad bytes become U+FFFD."""
-    encoding = "utf-8"
-    if charset:
-        try:
-            encoding = codecs.lookup(charset).name
-        except LookupError:
-            pass
-    return body.decode(encoding, errors="replace")
-
-
-def is_json_type(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
-
-
-def parse_json(text: str) -> Any:
-    """Strict JSON (no NaN or Infinity); raises ValueError."""
-    return json.loads(text.removeprefix("\ufeff"), parse_constant=_refuse_constant)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def to_result(answer: UpstreamAnswer, response_type: str, redactor: Redactor) -> Result:
@@ -98,21 +76,3 @@ def safe_headers(answer: UpstreamAnswer, redactor: Redactor) -> dict[str, str]:
         if values:
             found[name] = redactor.text(", ".join(values))
     return found
-
-
-def upstream_status(
-    answer: UpstreamAnswer, redactor: Redactor
-) -> errors.UpstreamStatus:
-    """``UPSTREAM_STATUS`` with the status and a bounded, redacted part of the body."""
-    text = redactor.text(decode_text(answer.body, answer.charset))
-    details: dict[str, Any] = {"status": answer.status, "body": text[:ERROR_BODY_CHARS]}
-    if len(text) > ERROR_BODY_CHARS:
-        details["truncated"] = True
-    if redactor.redacted:
-        details["redacted"] = True
-    error = errors.UpstreamStatus(
-        f"the upstream answered HTTP {answer.status}", details
-    )
-    if redactor.redacted:
-        error.meta = {"redacted": True}
-    return error

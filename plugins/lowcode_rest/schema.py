@@ -18,8 +18,13 @@ from marshmallow import (
     validates_schema,
 )
 
-from lowcode_rest.templates import TEMPLATE, bad_templates, iter_strings, json_depth
-from lowcode_runtime.fields import StrictBoolean, StrictInteger
+from lowcode_runtime.fields import (
+    Scalar,
+    StrictBoolean,
+    StrictInteger,
+    check_header_names,
+)
+from lowcode_runtime.templates import TEMPLATE, check_templates, json_depth
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_TYPES = ("json", "form", "text", "none")
@@ -28,41 +33,7 @@ MAX_TIMEOUT_MS = 600_000
 # How deep a body may nest, as written and once rendered: as deep as the service's own requests.
 MAX_BODY_DEPTH = 64
 
-# RFC 9110 token characters: what a header name may hold.
-HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# Set by the service from the body and the connection; a definition may not override them.
-RESERVED_HEADERS = frozenset(
-    {
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "host",
-        "upgrade",
-        "te",
-        "trailer",
-    }
-)
 URL_START = re.compile(r"(?i)https?://[^/?#\s]")
-
-
-def _no_bad_templates(value: Any) -> None:
-    """Every unknown template, under the key of the query, header or body entry holding it."""
-    if isinstance(value, dict):
-        problems = {key: _bad_template_message(item) for key, item in value.items()}
-        found = {key: message for key, message in problems.items() if message}
-        if found:
-            raise ValidationError(found)
-    elif message := _bad_template_message(value):
-        raise ValidationError(message)
-
-
-def _bad_template_message(value: Any) -> str | None:
-    bad = [t for text in iter_strings(value) for t in bad_templates(text)]
-    if not bad:
-        return None
-    names = ", ".join(repr(t) for t in dict.fromkeys(bad))
-    plural = "s" if len(set(bad)) > 1 else ""
-    return f"unknown template{plural} {names}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
 
 
 def body_depth_problem(body: Any) -> str | None:
@@ -76,17 +47,6 @@ def body_depth_problem(body: Any) -> str | None:
 def _not_too_deep(value: Any) -> None:
     if problem := body_depth_problem(value):
         raise ValidationError(problem)
-
-
-class Scalar(fields.Field):
-    """A string, number or boolean: what a query or header value may be written as."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> Any:
-        if isinstance(value, str | int | float | bool):
-            return value
-        raise ValidationError("expected a string, number or boolean")
 
 
 class QueryValue(Scalar):
@@ -123,19 +83,7 @@ def _url(value: str) -> None:
         )
     if any(c.isspace() for c in TEMPLATE.sub("", value)):
         raise ValidationError("the URL may not hold white space; percent-encode it")
-    _no_bad_templates(value)
-
-
-def _header_names(value: dict[str, Any]) -> None:
-    """Every bad header name at once, each under its own name."""
-    found = {}
-    for name in value:
-        if not HEADER_NAME.fullmatch(name):
-            found[name] = f"{name!r} is not a valid header name"
-        elif name.lower() in RESERVED_HEADERS:
-            found[name] = f"header {name!r} is set by the service and may not be given"
-    if found:
-        raise ValidationError(found)
+    check_templates(value)
 
 
 class RestDefinitionSchema(Schema):
@@ -147,16 +95,16 @@ class RestDefinitionSchema(Schema):
         keys=fields.String(validate=validate.Length(min=1)),
         values=QueryValue(),
         load_default=dict,
-        validate=_no_bad_templates,
+        validate=check_templates,
     )
     headers = fields.Dict(
         keys=fields.String(),
         values=Scalar(),
         load_default=dict,
-        validate=[_header_names, _no_bad_templates],
+        validate=[check_header_names, check_templates],
     )
     body = AnyJson(
-        load_default=None, allow_none=True, validate=[_not_too_deep, _no_bad_templates]
+        load_default=None, allow_none=True, validate=[_not_too_deep, check_templates]
     )
     bodyType = fields.String(load_default=None, validate=validate.OneOf(BODY_TYPES))
     timeoutMs = StrictInteger(

@@ -1,6 +1,10 @@
 """The upstream exchange (API.md 5.2 and 5.3): connect through the egress checks, follow up to
 five redirects by hand, read the body within the size limit, and map failures to contract codes.
 
+Public (re-exported from :mod:`lowcode_runtime`): a plugin that calls an HTTP upstream keeps one
+:class:`OutboundClient` per application and sends :class:`Outbound` requests through it, so that
+it gets the egress policy, the trace id, the size limit and the error codes of the ``rest`` type.
+
 Redirects are followed here rather than by aiohttp so that each hop's host is rewritten and
 checked before it is contacted, a method change drops the body as browsers do, and headers that
 carry a secret never follow a redirect to another origin.
@@ -10,19 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
-from multidict import CIMultiDictProxy
 from yarl import URL
 
-from lowcode_rest.egress import EgressDenied, EgressPolicy, EgressResolver, describe
-from lowcode_rest.request import Outbound
-from lowcode_rest.urls import url_problem
-from lowcode_runtime import errors, events
+from lowcode_runtime import __version__, errors, events
 from lowcode_runtime.config import Settings
+from lowcode_runtime.egress import EgressDenied, EgressPolicy, EgressResolver, describe
 from lowcode_runtime.http_client import make_session
 from lowcode_runtime.logs import logger
+from lowcode_runtime.upstream import UpstreamAnswer
+from lowcode_runtime.urls import url_problem
+
+__all__ = ["USER_AGENT", "Outbound", "OutboundClient", "UpstreamAnswer", "egress_cause"]
+
+USER_AGENT = f"lowcode-runtime/{__version__}"
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -33,21 +40,27 @@ ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorizatio
 
 
 @dataclass
-class UpstreamAnswer:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    charset: str | None
-    content_type: str
-    duration_ms: float
+class Outbound:
+    """The first request of an exchange; ``secret_headers`` names headers holding a secret."""
+
+    method: str
+    url: URL
+    headers: dict[str, str]
+    body: bytes | None
+    secret_headers: set[str] = field(default_factory=set)
 
 
-class RestClient:
-    """One per application: a pooled session whose every connection passes the egress policy."""
+class OutboundClient:
+    """One per application: a pooled session whose every connection passes the egress policy.
 
-    def __init__(self, settings: Settings) -> None:
+    ``type_name`` names the dataSource type in the ``<type>.egress_blocked`` log event. Open it
+    in ``runtime_startup`` and close it in ``runtime_shutdown``.
+    """
+
+    def __init__(self, settings: Settings, type_name: str = "rest") -> None:
         self.policy = EgressPolicy(settings.egress_allow)
         self.max_bytes = settings.rest_max_response_bytes
+        self.type_name = type_name
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -71,9 +84,18 @@ class RestClient:
             self._session = None
 
     async def exchange(
-        self, outbound: Outbound, budget: float, follow_redirects: bool
+        self,
+        outbound: Outbound,
+        budget: float,
+        follow_redirects: bool,
+        budget_hint: str = "timeoutMs or the request deadline",
     ) -> UpstreamAnswer:
-        """Send ``outbound`` and read the answer, all within ``budget`` seconds."""
+        """Send ``outbound`` and read the answer, all within ``budget`` seconds.
+
+        Any status comes back as an answer; failures raise the contract's errors
+        (``EGRESS_BLOCKED``, ``UPSTREAM_UNREACHABLE``, ``UPSTREAM_RESPONSE_TOO_LARGE``,
+        ``TIMEOUT``). ``budget_hint`` says in the timeout message where the budget came from.
+        """
         started = time.monotonic()
         try:
             async with asyncio.timeout(budget):
@@ -81,7 +103,7 @@ class RestClient:
         except TimeoutError:
             raise errors.Timeout(
                 f"the upstream did not answer within {round(budget * 1000)} ms "
-                "(timeoutMs or the request deadline)"
+                f"({budget_hint})"
             ) from None
 
     async def _exchange(
@@ -124,7 +146,7 @@ class RestClient:
         try:
             address = self.policy.check_literal(host)
         except EgressDenied as e:
-            raise _blocked(e) from None
+            raise _blocked(e, self.type_name) from None
         if address is not None and not self.policy.host_allowed(host):
             return url.with_host(str(address))
         return url
@@ -132,7 +154,7 @@ class RestClient:
     def _send(
         self, method: str, url: URL, headers: dict[str, str], body: bytes | None
     ) -> _Request:
-        return _Request(self.session, method, url, headers, body)
+        return _Request(self.session, method, url, headers, body, self.type_name)
 
     async def _answer(
         self, response: aiohttp.ClientResponse, started: float
@@ -163,7 +185,9 @@ class _Request:
         url: URL,
         headers: dict[str, str],
         body: bytes | None,
+        type_name: str,
     ) -> None:
+        self.type_name = type_name
         self.context = session.request(
             method, url, headers=headers, data=body, allow_redirects=False
         )
@@ -175,7 +199,7 @@ class _Request:
         except (aiohttp.ClientError, OSError) as e:
             denied = egress_cause(e)
             if denied is not None:
-                raise _blocked(denied) from None
+                raise _blocked(denied, self.type_name) from None
             raise self._unreachable(e) from None
 
     async def __aexit__(self, *exc: object) -> None:
@@ -255,13 +279,13 @@ def _too_large(limit: int) -> errors.UpstreamResponseTooLarge:
     )
 
 
-def _blocked(error: EgressDenied) -> errors.EgressBlocked:
+def _blocked(error: EgressDenied, type_name: str) -> errors.EgressBlocked:
     logger.bind(
-        event=events.REST_EGRESS_BLOCKED,
+        event=events.EGRESS_BLOCKED.format(type=type_name),
         host=error.host,
         address=error.address,
         category=error.category,
-    ).warning("rest call to a blocked address refused")
+    ).warning(f"{type_name} call to a blocked address refused")
     return errors.EgressBlocked(
         f"host {error.host!r} is blocked by the egress policy: it is {describe(error.category)} "
         f"({error.address}); list it in RUNTIME_BACKEND_EGRESS_ALLOW to allow it"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from yarl import URL
 
-from lowcode_rest.egress import parse_ip_literal
+from lowcode_runtime.egress import parse_ip_literal
 
 # RFC 1035: 253 characters without the trailing dot.
 MAX_HOST_NAME = 253

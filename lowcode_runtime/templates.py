@@ -1,7 +1,12 @@
 """Templates of API.md section 5.1: ``{{ secrets.NAME }}`` and ``{{ params.a.b }}``.
 
-This module knows the grammar and how to look a reference up; where each rendered value goes
-and how it is encoded is :mod:`lowcode_rest.request`'s business.
+This module knows the grammar, how to check a definition's templates before any value is known
+(:func:`check_templates`, a marshmallow validator), how to look a reference up and how to render
+text, JSON values and header entries. Where each rendered value goes in a URL and how it is
+encoded there is :mod:`lowcode_rest.request`'s business.
+
+Public (re-exported from :mod:`lowcode_runtime`): every type that takes templates uses these, so
+that ``{{ params.x }}`` and ``{{ secrets.X }}`` mean one thing across types.
 """
 
 from __future__ import annotations
@@ -12,7 +17,27 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from marshmallow import ValidationError
+
 from lowcode_runtime import errors
+
+__all__ = [
+    "Context",
+    "MissingParam",
+    "Ref",
+    "TEMPLATE",
+    "bad_templates",
+    "check_templates",
+    "iter_strings",
+    "json_depth",
+    "missing_param",
+    "parse_ref",
+    "render_entry",
+    "render_headers",
+    "secret_names",
+    "stringify",
+    "whole_ref",
+]
 
 # Anything between double braces is meant as a template; what it may hold is checked apart,
 # so that a misspelt one is an error rather than text sent upstream.
@@ -108,6 +133,29 @@ def stringify(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def check_templates(value: Any) -> None:
+    """A marshmallow validator: every unknown template, under the key of the entry holding it.
+
+    Give it to a field whose strings may hold templates (``validate=check_templates``).
+    """
+    if isinstance(value, dict):
+        problems = {key: _bad_template_message(item) for key, item in value.items()}
+        found = {key: message for key, message in problems.items() if message}
+        if found:
+            raise ValidationError(found)
+    elif message := _bad_template_message(value):
+        raise ValidationError(message)
+
+
+def _bad_template_message(value: Any) -> str | None:
+    bad = [t for text in iter_strings(value) for t in bad_templates(text)]
+    if not bad:
+        return None
+    names = ", ".join(repr(t) for t in dict.fromkeys(bad))
+    plural = "s" if len(set(bad)) > 1 else ""
+    return f"unknown template{plural} {names}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
+
+
 _ABSENT = object()
 
 
@@ -181,3 +229,70 @@ def _child(value: Any, part: str) -> Any:
     if isinstance(value, list) and part.isdigit() and int(part) < len(value):
         return value[int(part)]
     return _ABSENT
+
+
+# Control characters, horizontal tab included: the contract allows none in a header value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def missing_param(path: str, error: MissingParam) -> errors.ValidationFailed:
+    """``VALIDATION_FAILED`` at ``path`` for a template naming a param the call lacks."""
+    message = f"{error}: give it in params or remove it from the template"
+    return errors.ValidationFailed(message, [{"path": path, "message": message}])
+
+
+def render_entry(template: Any, ctx: Context, path: str) -> list[str] | None:
+    """A query or header entry rendered; None leaves it out (its whole value is absent).
+
+    A string that is one whole ``{{ params.x }}`` gives each item of a list value, and nothing
+    when the param is absent or null; any other absent param is ``VALIDATION_FAILED``.
+    """
+    if not isinstance(template, str):
+        return [stringify(template)]
+    ref = whole_ref(template)
+    try:
+        if ref is not None:
+            value = ctx.lookup(ref)
+            if value is None:
+                return None
+            return (
+                [stringify(v) for v in value]
+                if isinstance(value, list)
+                else [stringify(value)]
+            )
+        return [ctx.render(template)]
+    except MissingParam as e:
+        if ref is not None and ref.kind == "params":
+            return None
+        raise missing_param(path, e) from None
+
+
+def render_headers(
+    templates: Mapping[str, Any],
+    ctx: Context,
+    defaults: Mapping[str, str] | None = None,
+    path: str = "dataSource.headers",
+) -> tuple[dict[str, str], set[str]]:
+    """The headers to send, over ``defaults``, and the (lower-case) names holding a secret.
+
+    A value holding CR, LF or another control character is ``VALIDATION_FAILED``.
+    """
+    headers = dict(defaults or {})
+    holding_secrets = set()
+    for name, template in templates.items():
+        values = render_entry(template, ctx, f"{path}.{name}")
+        if values is None:
+            continue
+        value = ", ".join(values)
+        if _CONTROL.search(value):
+            message = "a header value may not hold CR, LF or another control character"
+            where = f"{path}.{name}"
+            raise errors.ValidationFailed(
+                message, [{"path": where, "message": message}]
+            )
+        for key in [k for k in headers if k.lower() == name.lower()]:
+            del headers[key]
+        headers[name] = value
+        if isinstance(template, str) and secret_names(template):
+            holding_secrets.add(name.lower())
+    return headers, holding_secrets

@@ -1,0 +1,84 @@
+"""An upstream's answer and the readings every HTTP type shares: text, JSON, non-2xx status.
+
+Public (re-exported from :mod:`lowcode_runtime`): a plugin reads what
+:meth:`lowcode_runtime.outbound.OutboundClient.exchange` gave with these, so that a charset, a
+JSON body and a failed status read the same in every type.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from multidict import CIMultiDictProxy
+
+from lowcode_runtime import errors
+from lowcode_runtime.redact import Redactor
+
+__all__ = [
+    "ERROR_BODY_CHARS",
+    "UpstreamAnswer",
+    "decode_text",
+    "is_json_type",
+    "parse_json",
+    "upstream_status",
+]
+
+# ``details.body`` of UPSTREAM_STATUS holds at most this many characters.
+ERROR_BODY_CHARS = 2048
+
+
+@dataclass
+class UpstreamAnswer:
+    """What came back: the status, headers, the body read (bounded) and how long it took."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    charset: str | None
+    content_type: str
+    duration_ms: float
+
+
+def decode_text(body: bytes, charset: str | None) -> str:
+    """The declared charset, UTF-8 when none or an unknown one; bad bytes become U+FFFD."""
+    encoding = "utf-8"
+    if charset:
+        try:
+            encoding = codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return body.decode(encoding, errors="replace")
+
+
+def is_json_type(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON (no NaN or Infinity); raises ValueError (RecursionError when too deep)."""
+    return json.loads(text.removeprefix("\ufeff"), parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def upstream_status(
+    answer: UpstreamAnswer, redactor: Redactor
+) -> errors.UpstreamStatus:
+    """``UPSTREAM_STATUS`` with the status and a bounded, redacted part of the body."""
+    text = redactor.text(decode_text(answer.body, answer.charset))
+    details: dict[str, Any] = {"status": answer.status, "body": text[:ERROR_BODY_CHARS]}
+    if len(text) > ERROR_BODY_CHARS:
+        details["truncated"] = True
+    if redactor.redacted:
+        details["redacted"] = True
+    error = errors.UpstreamStatus(
+        f"the upstream answered HTTP {answer.status}", details
+    )
+    if redactor.redacted:
+        error.meta = {"redacted": True}
+    return error
