@@ -64,7 +64,11 @@ def build_parser(pm: PluginManager) -> argparse.ArgumentParser:
     plugins = commands.add_parser(
         "plugins",
         help="list installed dataSource types",
-        description="List each installed dataSource type, its operations and its distribution.",
+        description=(
+            "List each installed dataSource type, its operations and the distribution "
+            "(name and version) that provides it; then each plugin that failed to load, "
+            "with its reason."
+        ),
     )
     plugins.add_argument("--json", action="store_true", help="print a JSON document")
     plugins.set_defaults(func=run_plugins)
@@ -103,7 +107,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_plugins(args: argparse.Namespace) -> int:
-    registry = build_type_registry(args.plugin_manager)
+    """Each installed type with its distribution; then each plugin that failed to load."""
+    pm = args.plugin_manager
+    registry = build_type_registry(pm)
     rows: list[dict[str, Any]] = [
         {
             "type": name,
@@ -112,14 +118,29 @@ def run_plugins(args: argparse.Namespace) -> int:
         }
         for name, r in sorted(registry.items())
     ]
+    failed: list[dict[str, Any]] = [
+        {
+            "entryPoint": f.entry_point,
+            "plugin": {"name": f.plugin.name, "version": f.plugin.version},
+            "reason": f.reason,
+        }
+        for f in pm.load_failures
+    ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"types": rows, "failed": failed}, indent=2))
         return 0
+
     for row in rows:
         plugin = row["plugin"]
         print(
             f"{row['type']:<12} {', '.join(row['operations']):<40} "
             f"{plugin['name']} {plugin['version']}"
+        )
+    for failure in failed:
+        plugin = failure["plugin"]
+        print(
+            f"{failure['entryPoint']:<12} {'(failed to load)':<40} "
+            f"{plugin['name']} {plugin['version']}: {failure['reason']}"
         )
     return 0
 

@@ -18,6 +18,7 @@ import pluggy
 
 from lowcode_runtime import __version__, events, hookspecs
 from lowcode_runtime.logs import logger
+from lowcode_runtime.masking import mask
 from lowcode_runtime.types import DataSourceType, PluginInfo
 
 ENTRY_POINT_GROUP = "lowcode_runtime.plugins"
@@ -39,6 +40,21 @@ class RegisteredType:
     plugin: PluginInfo
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """An entry point that did not load: its name, its distribution and a one-line reason."""
+
+    entry_point: str
+    plugin: PluginInfo
+    reason: str
+
+
+def one_line_reason(error: BaseException) -> str:
+    """``ImportError: No module named 'x'``: the class and the first line, masked."""
+    text = str(error).strip().splitlines()
+    return mask(f"{type(error).__name__}: {text[0]}" if text else type(error).__name__)
+
+
 class PluginManager(pluggy.PluginManager):
     """pluggy's manager, remembering which distribution each plugin came from."""
 
@@ -46,6 +62,7 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self.distributions: dict[str, PluginInfo] = {}
+        self.load_failures: list[LoadFailure] = []
 
     def register_plugin(self, plugin: Any, name: str, info: PluginInfo) -> None:
         self.register(plugin, name=name)
@@ -70,6 +87,9 @@ def load_entry_point_plugins(pm: PluginManager, group: str = ENTRY_POINT_GROUP) 
             plugin = entry_point.load()
             pm.register_plugin(plugin, entry_point.name, info)
         except Exception as e:
+            pm.load_failures.append(
+                LoadFailure(entry_point.name, info, one_line_reason(e))
+            )
             logger.bind(
                 event=events.PLUGIN_LOAD_FAILED,
                 plugin=entry_point.name,

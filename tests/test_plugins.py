@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -136,6 +137,48 @@ def test_conflict_exits_1_from_the_command_line(site):
     )
     assert result.returncode == 1
     assert "'counter' is claimed by both" in result.stderr
+
+
+def _plugins_command(site, *flags):
+    return subprocess.run(
+        [sys.executable, "-m", "lowcode_runtime", "plugins", *flags],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin:/usr/sbin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_plugins_command_names_each_distribution_and_each_failure(site):
+    write_distribution(
+        site, "lowcode-counter", "counter_plugin", THIRD_PARTY, "counter"
+    )
+    write_distribution(
+        site,
+        "lowcode-broken",
+        "broken_plugin",
+        "raise ImportError('needs libfoo\\nsecond line')\n",
+    )
+
+    text = _plugins_command(site)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    counter = next(line for line in lines if line.startswith("counter "))
+    assert counter.split()[-2:] == ["lowcode-counter", "1.2.3"]
+    broken = next(line for line in lines if line.startswith("broken_plugin "))
+    assert "(failed to load)" in broken
+    assert broken.endswith("lowcode-broken 1.2.3: ImportError: needs libfoo")
+
+    listed = json.loads(_plugins_command(site, "--json").stdout)
+    counted = next(t for t in listed["types"] if t["type"] == "counter")
+    assert counted["plugin"] == {"name": "lowcode-counter", "version": "1.2.3"}
+    assert listed["failed"] == [
+        {
+            "entryPoint": "broken_plugin",
+            "plugin": {"name": "lowcode-broken", "version": "1.2.3"},
+            "reason": "ImportError: needs libfoo",
+        }
+    ]
 
 
 async def test_no_registry_hook_runs_on_the_hot_path(make_settings, aiohttp_client):
