@@ -14,6 +14,7 @@ from aiohttp import web
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from lowcode_runtime import envelope, errors, events, metrics
+from lowcode_runtime.json_check import first_non_json
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import DEADLINE
@@ -211,12 +212,11 @@ async def execute(request: web.Request) -> web.Response:
             )
         raise
 
-    result = await run_call(request, call, started)
-    return envelope.ok_response(request, result.data, meta=result.meta)
+    return await run_call(request, call, started)
 
 
-async def run_call(request: web.Request, call: Call, started: float) -> Result:
-    """Await the type's handler; log and count the outcome whatever it is."""
+async def run_call(request: web.Request, call: Call, started: float) -> web.Response:
+    """Await the type's handler and answer its result; log and count the outcome."""
     hooks = request.app[PLUGIN_MANAGER].hook
     handler = request.app[TYPE_REGISTRY][call.type].type.handler
     meta = request[envelope.CALL_META]
@@ -231,7 +231,7 @@ async def run_call(request: web.Request, call: Call, started: float) -> Result:
         if call.deadline.expired():
             # The handler swallowed its cancellation; the deadline still holds.
             raise errors.Timeout("the call did not finish within the request deadline")
-        return result
+        return respond(request, call, result)
     except errors.RuntimeBackendError as e:
         error = e
         raise
@@ -248,6 +248,29 @@ async def run_call(request: web.Request, call: Call, started: float) -> Result:
             error_code=error.code if error else None,
             duration_ms=duration_ms,
         )
+
+
+def respond(request: web.Request, call: Call, result: Result) -> web.Response:
+    """The envelope of a result; one that is not JSON is its plugin's bug, and named so."""
+    try:
+        return envelope.ok_response(request, result.data, meta=result.meta)
+    except (TypeError, ValueError):
+        registered = request.app[TYPE_REGISTRY][call.type]
+        plugin = f"{registered.plugin.name} {registered.plugin.version}"
+        what = first_non_json(result.data, "data") or first_non_json(
+            result.meta, "meta"
+        )
+        message = (
+            f"the plugin {plugin} (dataSource type {call.type!r}) returned a result that "
+            f"is not JSON-serialisable: {what or 'it does not encode'}; report this to "
+            "the plugin's authors"
+        )
+        logger.bind(
+            event=events.PLUGIN_BAD_RESULT,
+            plugin=registered.plugin.name,
+            type=call.type,
+        ).error(message)
+        raise errors.Internal(message) from None
 
 
 def _known_labels(registry: dict[str, Any], meta: dict[str, str]) -> tuple[str, str]:

@@ -21,6 +21,7 @@ PLUGIN_LOADED = "plugin.loaded"
 PLUGIN_LOAD_FAILED = "plugin.load_failed"
 PLUGIN_REFUSED = "plugin.refused"
 HOOK_CALL = "plugin.hook_call"
+PLUGIN_BAD_RESULT = "plugin.bad_result"
 
 SECRETS_STALE = "secrets.stale_served"
 SECRETS_FETCH_FAILED = "secrets.fetch_failed"

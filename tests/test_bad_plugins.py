@@ -1,0 +1,135 @@
+"""A plugin's faults stay its own: the service answers in the envelope and names the culprit.
+
+The plugin here is a real distribution (entry-point metadata on ``sys.path``), so the error can
+name it as a third party's would be named.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import AUTH
+from tests.support import write_distribution
+
+BAD_PLUGIN = """
+import asyncio
+import datetime
+import math
+
+from marshmallow import Schema, fields
+from lowcode_runtime import DataSourceType, Result, hookimpl
+
+
+class Nothing(Schema):
+    pass
+
+
+class Loop:
+    pass
+
+
+def results():
+    loop = {"a": 1}
+    loop["self"] = loop
+    return {
+        "set": Result({"tags": {"a", "b"}}),
+        "datetime": Result({"rows": [{"at": datetime.datetime(2024, 1, 1)}]}),
+        "object": Result(Loop()),
+        "nan": Result({"ratio": math.nan}),
+        "loop": Result(loop),
+        "meta": Result(1, meta={"when": datetime.date(2024, 1, 1)}),
+    }
+
+
+async def handle(call):
+    if call.operation == "raise":
+        raise KeyError("secret-looking text from the plugin")
+    if call.operation == "hang":
+        await asyncio.sleep(30)
+    return results()[call.operation]
+
+
+@hookimpl
+def register_datasource_types():
+    operations = ["raise", "hang", "set", "datetime", "object", "nan", "loop", "meta"]
+    return [DataSourceType(name="bad", definition_schema=Nothing(),
+                           operations={name: Nothing() for name in operations},
+                           handler=handle)]
+"""
+
+EXECUTE = "/v1/projects/p/datasources/execute"
+TRACE = "trace-of-a-bad-call"
+
+
+@pytest.fixture
+async def client(tmp_path, monkeypatch, make_client):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_distribution(tmp_path, "lowcode-bad", "bad_plugin", BAD_PLUGIN, "bad")
+    yield await make_client(request_timeout_ms=300)
+    sys.modules.pop("bad_plugin", None)
+
+
+async def run(client, operation):
+    response = await client.post(
+        EXECUTE,
+        json={"dataSource": {"type": "bad", "name": "b"}, "operation": operation},
+        headers={**AUTH, "x-trace-id": TRACE},
+    )
+    return response.status, await response.json()
+
+
+async def test_a_raising_handler_gets_internal_with_the_trace_id_and_none_of_its_text(
+    client, logs
+):
+    status, body = await run(client, "raise")
+
+    assert status == 500
+    assert body["error"] == {"code": "INTERNAL", "message": "internal error"}
+    assert body["meta"]["traceId"] == TRACE
+    assert "secret-looking" not in json.dumps(body) and "KeyError" not in json.dumps(
+        body
+    )
+    logged = [r for r in logs.records() if "exception" in r]
+    assert len(logged) == 1 and logged[0]["traceId"] == TRACE
+    assert "KeyError" in logged[0]["exception"]
+
+
+async def test_a_handler_awaiting_past_the_deadline_is_cancelled(client):
+    status, body = await run(client, "hang")
+
+    assert status == 504
+    assert body["error"]["code"] == "TIMEOUT"
+    assert body["meta"]["durationMs"] < 5000
+
+
+@pytest.mark.parametrize(
+    "operation,what",
+    [
+        ("set", "data.tags is a set"),
+        ("datetime", "data.rows[0].at is a datetime"),
+        ("object", "data is a Loop"),
+        ("nan", "data.ratio is nan, which JSON cannot hold"),
+        ("loop", "data.self refers back to itself"),
+        ("meta", "meta.when is a date"),
+    ],
+)
+async def test_a_result_that_is_not_json_is_an_internal_error_naming_the_plugin(
+    client, logs, operation, what
+):
+    status, body = await run(client, operation)
+
+    assert status == 500
+    assert body["error"]["code"] == "INTERNAL"
+    message = body["error"]["message"]
+    assert "lowcode-bad 1.2.3" in message and "'bad'" in message
+    assert what in message and "not JSON-serialisable" in message
+    assert body["meta"]["traceId"] == TRACE
+
+    [bad] = logs.events("plugin.bad_result")
+    assert bad["traceId"] == TRACE and bad["plugin"] == "lowcode-bad"
+    [error] = logs.events("dataSource.call.error")
+    assert error["errorCode"] == "INTERNAL"
+    assert not logs.events("dataSource.call.success")
