@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +11,7 @@ from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import setup_logging
 from lowcode_runtime.plugins import build_plugin_manager
+from lowcode_runtime.testing import LogCapture
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.upstream"]
 
@@ -45,21 +44,6 @@ def make_client(aiohttp_client, make_settings) -> Callable[..., Awaitable[Any]]:
         return await aiohttp_client(create_app(settings, pm))
 
     return make
-
-
-class LogCapture:
-    def __init__(self) -> None:
-        self.stream = io.StringIO()
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.text.splitlines() if line.strip()]
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [r for r in self.records() if r.get("event") == name]
 
 
 @pytest.fixture(autouse=True, scope="session")
