@@ -46,6 +46,7 @@ from lowcode_runtime.upstream import (  # noqa: E402
     parse_json,
     upstream_status,
 )
+from lowcode_runtime.urls import url_problem  # noqa: E402
 
 __all__ = [
     "USER_AGENT",
@@ -81,4 +82,5 @@ __all__ = [
     "render_headers",
     "secret_names",
     "upstream_status",
+    "url_problem",
 ]

@@ -57,7 +57,7 @@ def register_datasource_types() -> list[DataSourceType]:
 
 
 @hookimpl
-def runtime_startup(app: web.Application, settings) -> None:
+def runtime_startup(app: web.Application, settings: object) -> None:
     app[STORE] = {}
 
 
