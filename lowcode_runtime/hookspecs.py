@@ -2,6 +2,10 @@
 
 Hooks are plain functions called synchronously by pluggy. Where a hook has async work to do
 (start-up, shutdown, readiness) it returns an awaitable, which the core awaits.
+
+Each docstring is the hook's reference: ``docs/plugins.md`` repeats it under the hook's heading,
+and ``tests/test_hook_usage.py`` fails when the two part, or when a hook has no plugin outside
+the core that uses it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_datasource_types() -> list[DataSourceType]:
     """Called once at start-up; returns the dataSource types this plugin handles.
 
-    Two plugins returning one type name stop start-up.
+    The types are kept in a registry, so no hook runs to find a type on a call. Two plugins
+    returning one type name stop start-up.
     """
 
 
@@ -42,7 +47,10 @@ def register_secrets_provider(settings: Settings) -> SecretsProvider | None:
     """Called once at start-up; returns the provider of project secrets, or None to pass.
 
     ``firstresult``: the first plugin that answers wins; the built-in API/file provider is
-    registered last, so any other plugin's provider takes precedence.
+    registered last, so any other plugin's provider takes precedence. A provider has
+    ``async fetch(project_id) -> Mapping[str, str]`` (raise when secrets cannot be had, return
+    an empty mapping when the project has none) and ``async close()``; the core puts its cache
+    in front of it.
     """
 
 
@@ -50,7 +58,8 @@ def register_secrets_provider(settings: Settings) -> SecretsProvider | None:
 def register_routes(app: web.Application) -> None:
     """Called while the app is built; adds the plugin's own routes with ``app.router``.
 
-    The core puts them behind the same authentication, rate limit, CORS and envelope.
+    The core puts them behind the same authentication, rate limit, CORS and envelope. Answer
+    with ``lowcode_runtime.ok_response(request, data)``.
     """
 
 
@@ -58,7 +67,8 @@ def register_routes(app: web.Application) -> None:
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Called when the command line is built; adds sub-commands with ``subparsers.add_parser``.
 
-    A command's ``func`` default is called with the parsed arguments and returns an exit code.
+    A command's ``func`` default is called with the parsed arguments, on which the core has set
+    ``settings`` and ``plugin_manager``, and returns an exit code.
     """
 
 
@@ -73,13 +83,17 @@ def runtime_service_resources(
 
     Returns a context manager for a resource all workers share, such as an embedded database;
     what it yields (a dict of ``Settings`` fields, or None) overrides the settings of every
-    worker. It is exited after the last worker stopped.
+    worker. It is exited after the last worker stopped. The db plugin starts its embedded
+    PostgreSQL here when ``DATABASE_URL`` is unset and yields its URL.
     """
 
 
 @hookspec
 def runtime_startup(app: web.Application, settings: Settings) -> Awaitable[None] | None:
-    """Called as the server starts; open the plugin's resources and keep them under an AppKey."""
+    """Called as the server starts; open the plugin's resources and keep them under an AppKey.
+
+    Pools and clients belong here (the graphql example opens its ``OutboundClient``).
+    """
 
 
 @hookspec
@@ -91,7 +105,8 @@ def runtime_shutdown(app: web.Application) -> Awaitable[None] | None:
 def runtime_readiness(app: web.Application) -> Awaitable[dict[str, Any]] | None:
     """Called by ``GET /ready``; returns an awaitable of ``{"name", "ok", "code"?, "message"?}``.
 
-    Plugins without a dependency worth checking do not implement it.
+    When one check is not ok, ``/ready`` answers 503 with its ``code``. Plugins without a
+    dependency worth checking do not implement it.
     """
 
 
@@ -100,18 +115,29 @@ def runtime_readiness(app: web.Application) -> Awaitable[dict[str, Any]] | None:
 
 @hookspec
 def datasource_call_started(call: Call) -> None:
-    """Called after a call is validated, just before its handler runs."""
+    """Called after a call is validated, just before its handler runs.
+
+    Synchronous and on the hot path: record, do not wait. An exception here fails the call.
+    """
 
 
 @hookspec
 def datasource_call_finished(
     call: Call, outcome: str, error_code: str | None, duration_ms: float
 ) -> None:
-    """Called after a call ended; ``outcome`` is ``success`` or ``error``."""
+    """Called after a call ended; ``outcome`` is ``success`` or ``error``.
+
+    ``error_code`` is the contract code of a failed call (None on success), ``duration_ms``
+    the time from validation to the answer.
+    """
 
 
 @hookspec
 def migration_applied(
     project_id: str, data_source: str, statements: list[str], outcome: str
 ) -> None:
-    """Called by the db plugin after a migration ran; ``outcome`` is applied/blocked/failed."""
+    """Called by the db plugin after a migration ran; ``outcome`` is applied/blocked/failed.
+
+    ``statements`` are the DDL statements of the plan, in order; a warm call that finds the
+    schema up to date runs no migration and calls no hook.
+    """
