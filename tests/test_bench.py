@@ -1,0 +1,97 @@
+"""The bench's pieces, without any load or timing: wrk's result line, the report, the proxy."""
+
+from __future__ import annotations
+
+import aiopg
+import pytest
+
+from bench.cases import CASES, DB_CASES, service_statements
+from bench.loadgen import Measure, WrkFailed, parse
+from bench.report import ratios_table, results_table
+from bench.roundtrips import CountingProxy
+
+WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:3001
+  1 threads and 32 connections
+BENCH_RESULT {"requests": 20000, "duration_us": 10000000, "non2xx": 3, "connect": 0, \
+"read": 1, "write": 0, "timeout": 0, "p50_us": 1500, "p90_us": 2500, "p99_us": 4500, \
+"mean_us": 1600.5, "max_us": 9000}
+"""
+
+
+def measure(rps: float, p50: float = 1.0, p99: float = 2.0) -> Measure:
+    return Measure(int(rps * 10), 10.0, p50, p50, p99, 0, 0)
+
+
+def test_parse_reads_the_result_line_of_done():
+    result = parse(WRK_OUTPUT)
+
+    assert result.rps == 2000
+    assert (result.p50_ms, result.p90_ms, result.p99_ms) == (1.5, 2.5, 4.5)
+    assert (result.non2xx, result.socket_errors) == (3, 1)
+    assert not result.clean
+
+
+def test_parse_without_a_result_line_says_what_wrk_printed():
+    with pytest.raises(WrkFailed, match="unable to connect"):
+        parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_every_case_has_its_script():
+    for case in CASES:
+        for target in ("service", *case.baselines):
+            assert case.script_for(target).is_file(), (case.name, target)
+
+
+def test_ratios_divide_the_service_by_each_baseline():
+    results = {
+        ("get", "service"): measure(900, p50=2.0, p99=5.0),
+        ("get", "floor"): measure(1000, p99=10.0),
+        ("get", "fastify"): measure(1800),
+        ("rest", "service"): measure(500),
+        ("rest", "direct"): measure(1000),
+    }
+
+    rows = {line.split("|")[1].strip(): line for line in ratios_table(results)[2:]}
+
+    cells = [cell.strip() for cell in rows["get"].split("|")[2:-1]]
+    assert cells == ["0.90", "0.50", "-", "2.50", "0.50"]
+    assert rows["rest"].split("|")[4].strip() == "0.50"
+    assert rows["list"].split("|")[2].strip() == "-"
+
+
+def test_a_skipped_baseline_is_named_in_the_results():
+    lines = results_table(
+        {("get", "service"): measure(10)}, {"fastify": "skipped: no node"}
+    )
+
+    assert any(
+        "| get | fastify |" in line and "skipped: no node" in line for line in lines
+    )
+
+
+def test_baselines_get_the_statements_of_the_service(database_url):
+    statements = service_statements("preview_x", database_url)
+
+    assert set(statements) == set(DB_CASES)
+    assert statements["get"].startswith(
+        'SELECT "id", "title", "category", "price" FROM'
+    )
+    assert '"preview_x"."items"' in statements["list"]
+    assert statements["create"].count("%s") == 3
+
+
+async def test_the_proxy_counts_each_statement_as_one_round_trip(database_url):
+    proxy = CountingProxy(database_url)
+    await proxy.start()
+    try:
+        async with (
+            aiopg.connect(proxy.dsn) as connection,
+            connection.cursor() as cursor,
+        ):
+            before = proxy.count
+            for value in range(3):
+                await cursor.execute("SELECT %s", (value,))
+                assert await cursor.fetchone() == (value,)
+            assert proxy.count - before == 3
+    finally:
+        await proxy.stop()
