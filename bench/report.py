@@ -39,7 +39,7 @@ def machine(postgres_version: str, pinning_note: str) -> list[str]:
     return [
         f"- cores: {os.cpu_count()} ({cpu_model()}); {pinning_note}",
         f"- Python {platform.python_version()}, Node {_first_line(['node', '--version'])}, "
-        f"PostgreSQL {postgres_version}, {_first_line(['wrk', '-v'])}",
+        f"PostgreSQL {postgres_version}, {_first_line(['wrk', '-v']).split(' Copyright')[0]}",
         f"- system: {platform.platform()}",
     ]
 
