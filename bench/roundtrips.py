@@ -28,6 +28,7 @@ class CountingProxy:
         self.count = 0
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.handlers: set[asyncio.Task[None]] = set()
 
     @property
     def dsn(self) -> str:
@@ -46,9 +47,12 @@ class CountingProxy:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Stop listening, and wait for the open connections to end (their clients closed)."""
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.handlers:
+            await asyncio.wait(self.handlers, timeout=5)
 
     async def _connect_upstream(
         self,
@@ -62,16 +66,25 @@ class CountingProxy:
     async def _handle(
         self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter
     ) -> None:
-        server, to_server = await self._connect_upstream()
-        tasks = [
-            asyncio.create_task(self._frontend(client, to_server)),
-            asyncio.create_task(_copy(server, to_client)),
-        ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        for writer in (to_client, to_server):
-            writer.close()
+        handler = asyncio.current_task()
+        assert handler is not None
+        self.handlers.add(handler)
+        try:
+            server, to_server = await self._connect_upstream()
+            tasks = [
+                asyncio.create_task(self._frontend(client, to_server)),
+                asyncio.create_task(_copy(server, to_client)),
+            ]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in (to_client, to_server):
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+        finally:
+            self.handlers.discard(handler)
 
     async def _frontend(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
