@@ -35,9 +35,13 @@ import asyncio
 import shutil
 import sys
 
+import psycopg2
+
 from bench.cases import ROWS
+from bench.checks import AnswersDiffer
 from bench.harness import Options, run_bench
-from bench.loadgen import Load
+from bench.loadgen import Load, WrkFailed
+from bench.servers import ServerFailed
 
 
 def main() -> None:
@@ -65,7 +69,13 @@ def main() -> None:
         )
     load = Load(args.connections, args.threads, args.duration, args.warmup)
     options = Options(load, args.rows, fastify=not args.no_fastify)
-    sys.exit(asyncio.run(run_bench(options)))
+    try:
+        code = asyncio.run(run_bench(options))
+    except (AnswersDiffer, ServerFailed, WrkFailed) as e:
+        sys.exit(f"bench stopped: {e}")
+    except psycopg2.OperationalError as e:
+        sys.exit(f"bench stopped: the PostgreSQL does not answer: {str(e).strip()}")
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,7 @@ async def run_bench(options: Options) -> int:
         available_database("lowcode-bench-") as dsn,
         tempfile.TemporaryDirectory(prefix="lowcode-bench-") as folder,
     ):
+        postgres = database.server_version(dsn)
         run = Run(dsn, Path(folder), pinning)
         print(f"bench: project {run.project}, {pinning.note}", flush=True)
         try:
@@ -235,7 +236,6 @@ async def run_bench(options: Options) -> int:
                 results = await load_all(run, running, options.load, environment)
             log_lines = call_log_lines(run.folder / "service.log")
         finally:
-            postgres = database.server_version(dsn)
             database.drop_schema(dsn, run.schema)
 
     load = options.load
