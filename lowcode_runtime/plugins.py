@@ -24,6 +24,8 @@ from lowcode_runtime.types import DataSourceType, PluginInfo
 ENTRY_POINT_GROUP = "lowcode_runtime.plugins"
 TRACE_HOOKS_ENV = "LOWCODE_TRACE_HOOKS"
 CORE_INFO = PluginInfo(name="lowcode-runtime", version=__version__)
+# A failed plugin's reason fits one line of `plugins`; the log has the whole traceback.
+MAX_REASON_CHARS = 400
 
 
 class PluginError(Exception):
@@ -50,9 +52,18 @@ class LoadFailure:
 
 
 def one_line_reason(error: BaseException) -> str:
-    """``ImportError: No module named 'x'``: the class and the first line, masked."""
-    text = str(error).strip().splitlines()
-    return mask(f"{type(error).__name__}: {text[0]}" if text else type(error).__name__)
+    """``ImportError: No module named 'x'``: the class and the message on one line, masked.
+
+    Every line is kept (joined with ``; ``): pluggy puts the cause of a refused hookimpl on
+    its last line, after the plugin's and the hook's names.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    name = type(error).__name__
+    # Masked before it is cut, so that no cut secret escapes the masking.
+    reason = mask(f"{name}: {'; '.join(lines)}" if lines else name)
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 1] + "…"
+    return reason
 
 
 class PluginManager(pluggy.PluginManager):

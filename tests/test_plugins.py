@@ -42,7 +42,7 @@ def site(tmp_path, monkeypatch):
     """A directory on sys.path that acts as a second site-packages."""
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for name in ("counter_plugin", "broken_plugin", "counter_again"):
+    for name in ("counter_plugin", "broken_plugin", "counter_again", "badarg_plugin"):
         sys.modules.pop(name, None)
 
 
@@ -167,7 +167,9 @@ def test_plugins_command_names_each_distribution_and_each_failure(site):
     assert counter.split()[-2:] == ["lowcode-counter", "1.2.3"]
     broken = next(line for line in lines if line.startswith("broken_plugin "))
     assert "(failed to load)" in broken
-    assert broken.endswith("lowcode-broken 1.2.3: ImportError: needs libfoo")
+    assert broken.endswith(
+        "lowcode-broken 1.2.3: ImportError: needs libfoo; second line"
+    )
 
     listed = json.loads(_plugins_command(site, "--json").stdout)
     counted = next(t for t in listed["types"] if t["type"] == "counter")
@@ -176,9 +178,35 @@ def test_plugins_command_names_each_distribution_and_each_failure(site):
         {
             "entryPoint": "broken_plugin",
             "plugin": {"name": "lowcode-broken", "version": "1.2.3"},
-            "reason": "ImportError: needs libfoo",
+            "reason": "ImportError: needs libfoo; second line",
         }
     ]
+
+
+BAD_ARGUMENT = """
+from lowcode_runtime import hookimpl
+
+@hookimpl
+def runtime_startup(app, settings, extra):
+    pass
+"""
+
+
+def test_a_refused_hookimpl_keeps_its_cause_in_the_one_line_reason(site):
+    write_distribution(site, "lowcode-badarg", "badarg_plugin", BAD_ARGUMENT, "badarg")
+
+    listed = json.loads(_plugins_command(site, "--json").stdout)
+    (failure,) = listed["failed"]
+    reason = failure["reason"]
+
+    assert reason.startswith(
+        "PluginValidationError: Plugin 'badarg' for hook 'runtime_startup'; "
+    )
+    assert reason.endswith(
+        "Argument(s) {'extra'} are declared in the hookimpl but can not be found in the "
+        "hookspec"
+    )
+    assert "\n" not in reason
 
 
 async def test_no_registry_hook_runs_on_the_hot_path(make_settings, aiohttp_client):
