@@ -170,7 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.plugin_manager = pm
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        # Flushed here, so that a reader that went away is seen below and not at exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except PluginError as e:
         logger.bind(event=events.PLUGIN_REFUSED).error(str(e))
         print(f"lowcode-runtime: {e}", file=sys.stderr)
@@ -182,6 +187,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(f"{args.command} failed: {type(e).__name__}: {e}")
         print(mask(f"lowcode-runtime: {args.command} failed: {e}"), file=sys.stderr)
         return 1
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``plugins --json | head -1``): stop quietly.
+
+    Python's documented idiom: point stdout at devnull so that the flush at exit does not
+    raise again, and exit 1 as Python does on EPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
 
 
 def _wants_stdout_for_output(argv: list[str]) -> bool:
