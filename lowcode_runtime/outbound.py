@@ -41,13 +41,20 @@ ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorizatio
 
 @dataclass
 class Outbound:
-    """The first request of an exchange; ``secret_headers`` names headers holding a secret."""
+    """The first request of an exchange; ``secret_headers`` names headers holding a secret.
+
+    ``url`` may be given as a string: it is read with ``yarl.URL`` (which encodes what needs
+    encoding) and kept as one.
+    """
 
     method: str
-    url: URL
+    url: URL | str
     headers: dict[str, str]
     body: bytes | None
     secret_headers: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.url = URL(self.url)
 
 
 class OutboundClient:
@@ -109,7 +116,7 @@ class OutboundClient:
     async def _exchange(
         self, outbound: Outbound, follow_redirects: bool, started: float
     ) -> UpstreamAnswer:
-        method, url, body = outbound.method, outbound.url, outbound.body
+        method, url, body = outbound.method, URL(outbound.url), outbound.body
         headers = dict(outbound.headers)
         origin = url.origin()
 
