@@ -5,8 +5,11 @@ pytest-aiohttp) makes these fixtures available in any test suite, with no ``conf
 
 - ``lowcode_settings(**overrides, secrets=None)``: a :class:`Settings` with a service token;
   ``secrets={"project": {"NAME": "value"}}`` serves those secrets through ``SECRETS_FILE``.
+  The overrides are ``Settings`` field names (``egress_allow=("127.0.0.1",)``), listed in
+  ``SETTINGS_FIELDS``; another name is a ``TypeError`` that lists them.
 - ``lowcode_client(settings=None, extra_plugins=(), **overrides)``: the production app, with
   every installed plugin, behind an aiohttp test client that sends the token.
+  ``extra_plugins`` are ``(name, plugin)`` pairs, reported as distribution ``name``.
 - ``lowcode_upstream(app)``: an aiohttp application served on loopback; ``.url(path)``.
 - ``lowcode_logs``: every log line of the test as the JSON sink writes it (masking included).
 
@@ -19,22 +22,25 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import setup_logging
 from lowcode_runtime.plugins import build_plugin_manager
+from lowcode_runtime.types import PluginInfo
 
 __all__ = [
     "EXECUTE_PATH",
+    "SETTINGS_FIELDS",
     "TEST_TOKEN",
     "Answer",
     "LogCapture",
@@ -48,14 +54,23 @@ __all__ = [
 
 TEST_TOKEN = "lowcode-test-service-token-0123456789abcdef"
 EXECUTE_PATH = "/v1/projects/{project}/datasources/execute"
+# What ``lowcode_settings`` and ``lowcode_client`` take as ``**overrides``.
+SETTINGS_FIELDS = tuple(f.name for f in fields(Settings))
+# The version reported for an ``extra_plugins`` entry, which comes from no distribution.
+EXTRA_PLUGIN_VERSION = "unknown"
+
+
+def _no_headers() -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict())
 
 
 @dataclass
 class Answer:
-    """An answer of the service: its HTTP status and the envelope."""
+    """An answer of the service: its HTTP status, the envelope and the response headers."""
 
     status: int
     body: dict[str, Any]
+    headers: CIMultiDictProxy[str] = field(default_factory=_no_headers)
 
     @property
     def data(self) -> Any:
@@ -92,11 +107,11 @@ class RuntimeClient:
             json=body,
             headers={**self.auth, **(headers or {})},
         )
-        return Answer(response.status, await response.json())
+        return Answer(response.status, await response.json(), response.headers)
 
     async def get(self, path: str) -> Answer:
         response = await self.http.get(path, headers=self.auth)
-        return Answer(response.status, await response.json())
+        return Answer(response.status, await response.json(), response.headers)
 
 
 class Upstream:
@@ -131,6 +146,12 @@ def lowcode_settings(tmp_path: Path) -> Callable[..., Settings]:
     """A factory of settings with the test token; ``secrets=`` writes a ``SECRETS_FILE``."""
 
     def make(secrets: Mapping[str, Mapping[str, str]] | None = None, **overrides: Any):
+        unknown = sorted(set(overrides) - set(SETTINGS_FIELDS))
+        if unknown:
+            raise TypeError(
+                f"unknown Settings field(s) {', '.join(unknown)}; "
+                f"the fields are {', '.join(SETTINGS_FIELDS)}"
+            )
         if secrets is not None:
             path = tmp_path / "lowcode-secrets.json"
             path.write_text(json.dumps(secrets))
@@ -153,6 +174,9 @@ def lowcode_client(
     ) -> RuntimeClient:
         settings = settings or lowcode_settings(**overrides)
         pm = build_plugin_manager(extra_plugins=extra_plugins)
+        for name, _ in extra_plugins:
+            # Named in messages as the test named it, not as part of lowcode-runtime.
+            pm.distributions[name] = PluginInfo(name=name, version=EXTRA_PLUGIN_VERSION)
         http = await aiohttp_client(create_app(settings, pm))
         return RuntimeClient(http, settings.auth_token or "")
 
