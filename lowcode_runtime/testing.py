@@ -1,7 +1,8 @@
 """pytest fixtures for plugin authors, published as a pytest plugin (entry point ``pytest11``).
 
-Installing lowcode-runtime (``pip install 'lowcode-runtime[testing]'`` for pytest and
-pytest-aiohttp) makes these fixtures available in any test suite, with no ``conftest.py``:
+Installing lowcode-runtime with its extra ``testing`` (pytest, pytest-aiohttp and
+pytest-timeout; ``pip install '<checkout, wheel or git URL>[testing]'``) makes these fixtures
+available in any test suite, with no ``conftest.py``:
 
 - ``lowcode_settings(**overrides, secrets=None)``: a :class:`Settings` with a service token;
   ``secrets={"project": {"NAME": "value"}}`` serves those secrets through ``SECRETS_FILE``.
@@ -14,7 +15,8 @@ pytest-aiohttp) makes these fixtures available in any test suite, with no ``conf
 - ``lowcode_logs``: every log line of the test as the JSON sink writes it (masking included).
 
 Give ``egress_allow=("127.0.0.1",)`` to reach a loopback upstream: the egress policy blocks it
-otherwise, as it would in production. Needs ``asyncio_mode = "auto"`` (pytest-aiohttp).
+otherwise, as it would in production. Needs ``asyncio_mode = "auto"`` and
+``asyncio_default_fixture_loop_scope = "function"`` in the suite's pytest configuration.
 """
 
 from __future__ import annotations

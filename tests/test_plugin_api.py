@@ -46,6 +46,20 @@ def test_every_public_name_is_documented():
     assert not undocumented, f"docs/plugins.md does not name {undocumented}"
 
 
+def test_every_error_class_has_the_public_base_class():
+    """``errors.RuntimeBackendError`` is public too: a plugin catches it (the graphql example)."""
+    classes = [
+        value
+        for value in vars(lowcode_runtime.errors).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    ]
+    assert all(
+        issubclass(c, lowcode_runtime.errors.RuntimeBackendError) for c in classes
+    )
+    guide = ROOT.joinpath("docs", "plugins.md").read_text()
+    assert "`errors.RuntimeBackendError`" in guide
+
+
 def test_the_examples_import_only_the_public_api():
     for package in EXAMPLES.values():
         for path in ROOT.joinpath("examples").rglob(f"{package}/*.py"):

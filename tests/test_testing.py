@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lowcode_runtime.testing import SETTINGS_FIELDS
 from tests.support import EchoPlugin
 
+ROOT = Path(__file__).resolve().parent.parent
 ECHO = {"type": "echo", "name": "e"}
 
 
@@ -56,3 +59,9 @@ async def test_ready_fails_on_the_db_check_unless_a_database_is_given(
     with_db = await (await lowcode_client(database_url=database_url)).get("/ready")
     assert with_db.status == 200
     assert with_db.body["status"] == "ready"
+
+
+def test_the_guide_lists_every_settings_field():
+    guide = ROOT.joinpath("docs", "plugins.md").read_text()
+    missing = [name for name in SETTINGS_FIELDS if f"`{name}`" not in guide]
+    assert not missing, f"docs/plugins.md does not list the Settings fields {missing}"
