@@ -10,6 +10,7 @@ from aiohttp import web
 
 from lowcode_runtime import dispatch, keys, openapi, routes
 from lowcode_runtime.config import Settings
+from lowcode_runtime.handler_tasks import setup_handler_tasks
 from lowcode_runtime.middleware import (
     deadline_middleware,
     error_middleware,
@@ -73,6 +74,7 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
 
     app.on_startup.append(_start_plugins)
     app.on_cleanup.append(_stop_plugins)
+    setup_handler_tasks(app)  # first to clean up: orphans may still use a plugin's pool
     return app
 
 

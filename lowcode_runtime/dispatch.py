@@ -14,6 +14,7 @@ from aiohttp import web
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from lowcode_runtime import envelope, errors, events, metrics
+from lowcode_runtime.handler_tasks import await_handler
 from lowcode_runtime.json_check import first_non_json
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import logger
@@ -218,7 +219,7 @@ async def execute(request: web.Request) -> web.Response:
 async def run_call(request: web.Request, call: Call, started: float) -> web.Response:
     """Await the type's handler and answer its result; log and count the outcome."""
     hooks = request.app[PLUGIN_MANAGER].hook
-    handler = request.app[TYPE_REGISTRY][call.type].type.handler
+    registered = request.app[TYPE_REGISTRY][call.type]
     meta = request[envelope.CALL_META]
     logger.bind(event=events.CALL_START, projectId=call.project_id, **meta).debug(
         f"{call.type}.{call.operation} {call.name!r} started"
@@ -227,7 +228,7 @@ async def run_call(request: web.Request, call: Call, started: float) -> web.Resp
     error: errors.RuntimeBackendError | None = None
 
     try:
-        result = await handler(call)
+        result = await await_handler(call, registered)
         if call.deadline.expired():
             # The handler swallowed its cancellation; the deadline still holds.
             raise errors.Timeout("the call did not finish within the request deadline")

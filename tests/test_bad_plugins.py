@@ -6,8 +6,10 @@ name it as a third party's would be named.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import time
 
 import pytest
 
@@ -49,12 +51,24 @@ async def handle(call):
         raise KeyError("secret-looking text from the plugin")
     if call.operation == "hang":
         await asyncio.sleep(30)
+    if call.operation == "swallow":
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(5)
+    if call.operation == "swallow_forever":
+        while True:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                pass
     return results()[call.operation]
 
 
 @hookimpl
 def register_datasource_types():
-    operations = ["raise", "hang", "set", "datetime", "object", "nan", "loop", "meta"]
+    operations = ["raise", "hang", "swallow", "swallow_forever",
+                  "set", "datetime", "object", "nan", "loop", "meta"]
     return [DataSourceType(name="bad", definition_schema=Nothing(),
                            operations={name: Nothing() for name in operations},
                            handler=handle)]
@@ -103,6 +117,29 @@ async def test_a_handler_awaiting_past_the_deadline_is_cancelled(client):
     assert status == 504
     assert body["error"]["code"] == "TIMEOUT"
     assert body["meta"]["durationMs"] < 5000
+
+
+@pytest.mark.parametrize("operation", ["swallow", "swallow_forever"])
+async def test_a_handler_swallowing_its_cancellation_gets_504_at_the_deadline(
+    client, logs, operation
+):
+    sent = time.monotonic()
+    status, body = await run(client, operation)
+
+    assert status == 504 and body["error"]["code"] == "TIMEOUT"
+    assert time.monotonic() - sent < 1.5, (
+        "answered at the deadline, not after the handler"
+    )
+    assert body["meta"]["traceId"] == TRACE
+
+    # The orphan is held, logged once when it outlives its cancellation, and shutdown
+    # stops it within its bound.
+    await asyncio.sleep(1.2)
+    [outlived] = logs.events("plugin.handler_outlived_cancellation")
+    assert "lowcode-bad 1.2.3" in outlived["message"] and outlived["traceId"] == TRACE
+    closing = time.monotonic()
+    await client.close()
+    assert time.monotonic() - closing < 3.5
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,33 @@ async def test_sigterm_lets_an_in_flight_call_finish_then_exits_0(
     assert [r["exitCode"] for r in service.events("service.stopped")] == [0]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_handler_ignoring_every_cancellation_holds_neither_answer_nor_shutdown(
+    start_service, slow_plugin_path, workers
+):
+    service = await start_service(
+        "--workers",
+        workers,
+        PYTHONPATH=str(slow_plugin_path),
+        RUNTIME_BACKEND_REQUEST_TIMEOUT_MS="1000",
+    )
+    execute = f"{service.url}/v1/projects/p1/datasources/execute"
+    call = {**sleep_call(30.0), "operation": "stubborn"}
+
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        sent_at = time.monotonic()
+        async with session.post(execute, json=call) as response:
+            assert response.status == 504
+            assert (await response.json())["error"]["code"] == "TIMEOUT"
+        assert time.monotonic() - sent_at < 2
+
+    sent_at = time.monotonic()
+    service.terminate()
+    assert await service.wait_exit(timeout=20) == 0
+    assert time.monotonic() - sent_at < 8
+    assert service.events("plugin.handler_outlived_cancellation")
+
+
 async def test_sigterm_without_calls_in_flight_exits_promptly(start_service):
     service = await start_service()
     sent_at = time.monotonic()

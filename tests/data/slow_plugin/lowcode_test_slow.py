@@ -1,4 +1,4 @@
-"""A dataSource type ``sleep`` whose ``run`` operation sleeps, to test draining on SIGTERM."""
+"""A dataSource type ``sleep``: ``run`` sleeps (draining on SIGTERM), ``stubborn`` never ends."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ class RunParams(Schema):
 
 
 async def run(call: Call) -> Result:
+    if call.operation == "stubborn":
+        # A bad plugin: it ignores every cancellation, the deadline's and shutdown's.
+        while True:
+            try:
+                await asyncio.sleep(call.params["seconds"])
+            except asyncio.CancelledError:
+                pass
     await asyncio.sleep(call.params["seconds"])
     return Result({"slept": call.params["seconds"]})
 
@@ -28,7 +35,7 @@ def register_datasource_types() -> list[DataSourceType]:
         DataSourceType(
             name="sleep",
             definition_schema=Definition(),
-            operations={"run": RunParams()},
+            operations={"run": RunParams(), "stubborn": RunParams()},
             handler=run,
         )
     ]

@@ -1,0 +1,108 @@
+"""Each handler runs in its own task, so that nothing it does can hold or break the request.
+
+The request awaits the handler's task through a shield: when the request is cancelled (its
+deadline passed, the server is stopping) it answers at once, and the handler's task is
+cancelled and left to end on its own. A handler that swallows its cancellation keeps running
+as an orphan, held here (the event loop keeps only weak references to tasks), logged once,
+and stopped at shutdown after a bounded wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from lowcode_runtime import events
+from lowcode_runtime.logs import logger
+from lowcode_runtime.plugins import RegisteredType
+from lowcode_runtime.types import Call, Result
+
+OUTLIVED_AFTER_S = 1.0
+"""How long a cancelled handler may take to clean up before it is logged as outliving it."""
+
+SHUTDOWN_WAIT_S = 2.0
+"""How long shutdown waits for cancelled handlers before it closes them."""
+
+
+class Orphans:
+    """The cancelled handler tasks of one app that have not ended yet."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[asyncio.Task[Result], str] = {}
+
+    def adopt(self, task: asyncio.Task[Result], owner: RegisteredType) -> None:
+        """Cancel ``task`` and hold it until it ends; log it if it outlives its cancellation."""
+        self.tasks[task] = describe(owner)
+        task.add_done_callback(self._forget)
+        task.cancel()
+        asyncio.get_running_loop().call_later(OUTLIVED_AFTER_S, self._check, task)
+
+    def holds(self, task: asyncio.Task[object] | None) -> bool:
+        return task in self.tasks
+
+    def _forget(self, task: asyncio.Task[Result]) -> None:
+        self.tasks.pop(task, None)
+
+    def _check(self, task: asyncio.Task[Result]) -> None:
+        owner = self.tasks.get(task)
+        if owner is not None:
+            logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=owner).warning(
+                f"a handler of {owner} ignored its cancellation and is still running "
+                f"{OUTLIVED_AFTER_S:g} s later; it is stopped at shutdown at the latest"
+            )
+
+    async def stop(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Cancel what is left, wait at most ``wait_s``, then close what still runs."""
+        if not self.tasks:
+            return
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.wait(list(self.tasks), timeout=wait_s)
+
+        for task, owner in list(self.tasks.items()):
+            logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=owner).error(
+                f"a handler of {owner} still ran {wait_s:g} s after shutdown cancelled it; "
+                "its coroutine is closed"
+            )
+            # Closing throws GeneratorExit where the coroutine waits, which a handler that
+            # catches CancelledError does not catch; the cancel then ends the task itself.
+            with contextlib.suppress(BaseException):
+                task.get_coro().close()  # type: ignore[union-attr]
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=0.1)
+
+
+ORPHANS = web.AppKey("handler_orphans", Orphans)
+
+
+def setup_handler_tasks(app: web.Application) -> None:
+    """Keep the app's orphans, and stop them as the app stops."""
+    app[ORPHANS] = Orphans()
+
+    async def stop_orphans(app: web.Application) -> None:
+        await app[ORPHANS].stop()
+
+    app.on_cleanup.insert(0, stop_orphans)
+
+
+def describe(owner: RegisteredType) -> str:
+    """``lowcode-kv 1.0 (dataSource type 'kv')``: who to blame, in a log line or a message."""
+    return f"{owner.plugin.name} {owner.plugin.version} (dataSource type {owner.type.name!r})"
+
+
+async def await_handler(call: Call, owner: RegisteredType) -> Result:
+    """``await handler(call)``, but a cancelled request answers without waiting for it."""
+    task = asyncio.create_task(_contained(call, owner))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            call.app[ORPHANS].adopt(task, owner)
+        raise
+
+
+async def _contained(call: Call, owner: RegisteredType) -> Result:
+    return await owner.type.handler(call)
