@@ -14,7 +14,7 @@ import contextlib
 
 from aiohttp import web
 
-from lowcode_runtime import events
+from lowcode_runtime import errors, events
 from lowcode_runtime.logs import logger
 from lowcode_runtime.plugins import RegisteredType
 from lowcode_runtime.types import Call, Result
@@ -105,4 +105,20 @@ async def await_handler(call: Call, owner: RegisteredType) -> Result:
 
 
 async def _contained(call: Call, owner: RegisteredType) -> Result:
-    return await owner.type.handler(call)
+    """The handler's task: what must not leave a task becomes ``INTERNAL`` here.
+
+    ``KeyboardInterrupt`` and ``SystemExit`` would stop the event loop, and a
+    ``CancelledError`` or ``GeneratorExit`` the handler raises itself would read as a
+    cancelled request, which gets no answer. Only the core's own cancellation passes.
+    """
+    try:
+        return await owner.type.handler(call)
+    except Exception:
+        raise
+    except BaseException as e:
+        if call.app[ORPHANS].holds(asyncio.current_task()):
+            raise
+        logger.bind(event=events.HTTP_UNHANDLED, plugin=owner.plugin.name).opt(
+            exception=e
+        ).error(f"the handler of {describe(owner)} raised {type(e).__name__}")
+        raise errors.Internal() from None

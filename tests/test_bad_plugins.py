@@ -33,6 +33,14 @@ class Loop:
     pass
 
 
+ESCAPES = {
+    "interrupt": KeyboardInterrupt,
+    "exit": SystemExit,
+    "cancel": asyncio.CancelledError,
+    "generator_exit": GeneratorExit,
+}
+
+
 def results():
     loop = {"a": 1}
     loop["self"] = loop
@@ -49,6 +57,8 @@ def results():
 async def handle(call):
     if call.operation == "raise":
         raise KeyError("secret-looking text from the plugin")
+    if call.operation in ESCAPES:
+        raise ESCAPES[call.operation]("secret-looking text from the plugin")
     if call.operation == "hang":
         await asyncio.sleep(30)
     if call.operation == "swallow":
@@ -67,7 +77,7 @@ async def handle(call):
 
 @hookimpl
 def register_datasource_types():
-    operations = ["raise", "hang", "swallow", "swallow_forever",
+    operations = ["raise", "hang", "swallow", "swallow_forever", *ESCAPES,
                   "set", "datetime", "object", "nan", "loop", "meta"]
     return [DataSourceType(name="bad", definition_schema=Nothing(),
                            operations={name: Nothing() for name in operations},
@@ -109,6 +119,24 @@ async def test_a_raising_handler_gets_internal_with_the_trace_id_and_none_of_its
     logged = [r for r in logs.records() if "exception" in r]
     assert len(logged) == 1 and logged[0]["traceId"] == TRACE
     assert "KeyError" in logged[0]["exception"]
+
+
+@pytest.mark.parametrize("operation", ["interrupt", "exit", "cancel", "generator_exit"])
+async def test_a_handler_raising_a_base_exception_gets_internal_and_the_service_lives_on(
+    client, logs, operation
+):
+    status, body = await run(client, operation)
+
+    assert status == 500
+    assert body["error"] == {"code": "INTERNAL", "message": "internal error"}
+    assert body["meta"]["traceId"] == TRACE
+    assert "secret-looking" not in json.dumps(body)
+    [logged] = [r for r in logs.records() if "exception" in r]
+    assert logged["traceId"] == TRACE and logged["plugin"] == "lowcode-bad"
+    assert "lowcode-bad 1.2.3" in logged["message"]
+
+    status, body = await run(client, "set")
+    assert status == 500 and "data.tags is a set" in body["error"]["message"]
 
 
 async def test_a_handler_awaiting_past_the_deadline_is_cancelled(client):
