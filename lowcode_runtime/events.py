@@ -22,6 +22,7 @@ PLUGIN_LOAD_FAILED = "plugin.load_failed"
 PLUGIN_REFUSED = "plugin.refused"
 HOOK_CALL = "plugin.hook_call"
 PLUGIN_BAD_RESULT = "plugin.bad_result"
+PLUGIN_BAD_ERROR = "plugin.bad_error"
 PLUGIN_HANDLER_OUTLIVED = "plugin.handler_outlived_cancellation"
 
 SECRETS_STALE = "secrets.stale_served"

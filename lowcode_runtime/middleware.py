@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 
 from lowcode_runtime import context, envelope, errors, events, metrics
+from lowcode_runtime.error_answer import error_answer
 from lowcode_runtime.keys import RATE_LIMITER, SETTINGS
 from lowcode_runtime.logs import logger
 from lowcode_runtime.types import Deadline
@@ -126,7 +127,7 @@ def _error_answer(
         request[EXTRA_HEADERS]["WWW-Authenticate"] = 'Bearer realm="lowcode-runtime"'
     if isinstance(error, errors.RateLimited):
         request[EXTRA_HEADERS]["retry-after"] = str(error.retry_after)
-    return envelope.error_response(request, error)
+    return error_answer(request, error)
 
 
 def is_preflight(request: web.Request) -> bool:

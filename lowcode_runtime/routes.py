@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from lowcode_runtime import envelope, errors, metrics
+from lowcode_runtime.error_answer import error_answer
 from lowcode_runtime.keys import PLUGIN_MANAGER, TYPE_REGISTRY
 
 READINESS_TIMEOUT_S = 5.0
@@ -36,7 +37,7 @@ async def ready(request: web.Request) -> web.Response:
     first = failed[0]
     error = errors.DbUnavailable(first.get("message"), details={"checks": checks})
     error.code = first.get("code", error.code)
-    return envelope.error_response(request, error)
+    return error_answer(request, error)
 
 
 async def _bounded(check: Any) -> dict[str, Any]:

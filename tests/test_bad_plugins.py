@@ -22,7 +22,7 @@ import datetime
 import math
 
 from marshmallow import Schema, fields
-from lowcode_runtime import DataSourceType, Result, hookimpl
+from lowcode_runtime import DataSourceType, Result, errors, hookimpl, register_secret
 
 
 class Nothing(Schema):
@@ -41,6 +41,20 @@ ESCAPES = {
 }
 
 
+def raised():
+    return {
+        "error_set": errors.NotFound("no such row", {1, 2}),
+        "error_datetime": errors.Conflict("taken", {"at": datetime.datetime(2024, 1, 1)}),
+        "error_object": errors.UpstreamStatus("upstream said no", [Loop()]),
+        "error_bytes": errors.NotFound(b"no such row"),
+        "error_number": errors.Conflict(409),
+        "error_secret": errors.NotFound(
+            "token is s3cr3t-of-the-plugin",
+            {"hint": "s3cr3t-of-the-plugin", "sent": ["Authorization: Bearer abc.def"]},
+        ),
+    }
+
+
 def results():
     loop = {"a": 1}
     loop["self"] = loop
@@ -57,6 +71,9 @@ def results():
 async def handle(call):
     if call.operation == "raise":
         raise KeyError("secret-looking text from the plugin")
+    if call.operation.startswith("error_"):
+        register_secret("s3cr3t-of-the-plugin")
+        raise raised()[call.operation]
     if call.operation in ESCAPES:
         raise ESCAPES[call.operation]("secret-looking text from the plugin")
     if call.operation == "hang":
@@ -77,7 +94,7 @@ async def handle(call):
 
 @hookimpl
 def register_datasource_types():
-    operations = ["raise", "hang", "swallow", "swallow_forever", *ESCAPES,
+    operations = ["raise", "hang", "swallow", "swallow_forever", *ESCAPES, *raised(),
                   "set", "datetime", "object", "nan", "loop", "meta"]
     return [DataSourceType(name="bad", definition_schema=Nothing(),
                            operations={name: Nothing() for name in operations},
@@ -102,7 +119,51 @@ async def run(client, operation):
         json={"dataSource": {"type": "bad", "name": "b"}, "operation": operation},
         headers={**AUTH, "x-trace-id": TRACE},
     )
+    assert response.headers["x-trace-id"] == TRACE
     return response.status, await response.json()
+
+
+@pytest.mark.parametrize(
+    "operation,status,message,what",
+    [
+        ("error_set", 404, "no such row", "details is a set"),
+        ("error_datetime", 409, "taken", "details.at is a datetime"),
+        ("error_object", 502, "upstream said no", "details[0] is a Loop"),
+        ("error_bytes", 404, "not found", "its message is not a string"),
+        (
+            "error_number",
+            409,
+            "unique constraint violated",
+            "its message is not a string",
+        ),
+    ],
+)
+async def test_an_error_that_json_cannot_hold_keeps_its_code_without_its_details(
+    client, logs, operation, status, message, what
+):
+    answered, body = await run(client, operation)
+
+    assert answered == status
+    assert body["ok"] is False and body["meta"]["traceId"] == TRACE
+    assert body["error"] == {"code": body["error"]["code"], "message": message}
+    [logged] = logs.events("plugin.bad_error")
+    assert logged["plugin"] == "lowcode-bad" and logged["traceId"] == TRACE
+    assert what in logged["message"] and "lowcode-bad 1.2.3" in logged["message"]
+
+
+async def test_an_error_never_carries_a_secret_to_the_caller(client):
+    status, body = await run(client, "error_secret")
+
+    assert status == 404
+    assert "s3cr3t" not in json.dumps(body) and "abc.def" not in json.dumps(body)
+    assert body["error"] == {
+        "code": "NOT_FOUND",
+        "message": "token is [REDACTED]",
+        "details": {
+            "hint": "[REDACTED]",
+            "sent": ["Authorization: Bearer [REDACTED]"],
+        },
+    }
 
 
 async def test_a_raising_handler_gets_internal_with_the_trace_id_and_none_of_its_text(

@@ -1,0 +1,131 @@
+"""The error envelope always goes out: masked like the logs, and encodable whatever was raised.
+
+A plugin raises the contract's classes with any message and details it likes. Before they
+reach the caller, the message and every string in ``details`` pass through the log masking
+(no answer carries a secret), and what JSON cannot hold (a set, a datetime, an object, a
+message that is not a string) is dropped with a log line naming the plugin: the caller keeps
+the error's code, with the class's own message and without ``details``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from lowcode_runtime import envelope, errors, events
+from lowcode_runtime.json_check import first_non_json
+from lowcode_runtime.keys import TYPE_REGISTRY
+from lowcode_runtime.logs import logger
+from lowcode_runtime.masking import mask
+
+MAX_DETAILS_DEPTH = 64
+"""Details nested deeper are dropped: no caller reads them, and masking them would recurse."""
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def error_answer(
+    request: web.Request, error: errors.RuntimeBackendError
+) -> web.Response:
+    """The envelope of ``error``; never fails, and never carries a secret."""
+    problem = None if isinstance(error.message, str) else "its message is not a string"
+    answered = _masked(error, problem is not None)
+    if problem is None:
+        try:
+            return envelope.error_response(request, answered)
+        except (TypeError, ValueError, RecursionError):
+            problem = _what_does_not_encode(answered)
+
+    _log_dropped(request, error, problem)
+    plain = _copy(answered)
+    plain.details = None
+    plain.meta = None
+    if not isinstance(plain.message, str):
+        plain.message = type(error).default_message
+    return envelope.error_response(request, plain)
+
+
+def _masked(
+    error: errors.RuntimeBackendError, bad_message: bool
+) -> errors.RuntimeBackendError:
+    """A copy of ``error`` with its texts masked, or ``error`` itself when none needs it."""
+    message = error.message
+    # The class's own message is the core's text: "missing bearer token" is no secret.
+    own = bad_message or message == type(error).default_message
+    texts = [] if own else [message]
+    try:
+        _strings(error.details, texts, 0)
+    except _TooDeep:
+        texts = []
+    if not texts or mask(joined := "\n".join(texts)) == joined:
+        return error
+
+    masked = _copy(error)
+    if not own:
+        masked.message = mask(message)
+    try:
+        masked.details = _mask_leaves(error.details, 0)
+    except _TooDeep:
+        masked.details = None
+    return masked
+
+
+def _strings(value: Any, found: list[str], depth: int) -> None:
+    if depth > MAX_DETAILS_DEPTH:
+        raise _TooDeep
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _strings(item, found, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _strings(item, found, depth + 1)
+
+
+def _mask_leaves(value: Any, depth: int) -> Any:
+    if depth > MAX_DETAILS_DEPTH:
+        raise _TooDeep
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {key: _mask_leaves(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_leaves(item, depth + 1) for item in value]
+    return value
+
+
+def _copy(error: errors.RuntimeBackendError) -> errors.RuntimeBackendError:
+    """The same error with its own attributes; no ``__init__`` runs (subclasses differ)."""
+    copied = type(error).__new__(type(error))
+    copied.__dict__.update(error.__dict__)
+    return copied
+
+
+def _what_does_not_encode(error: errors.RuntimeBackendError) -> str:
+    what = first_non_json(error.details, "details") or first_non_json(
+        error.meta, "meta"
+    )
+    return what or "its details do not encode as JSON"
+
+
+def _log_dropped(
+    request: web.Request, error: errors.RuntimeBackendError, problem: str
+) -> None:
+    call = request.get(envelope.CALL_META) or {}
+    registered = request.app[TYPE_REGISTRY].get(call.get("type", ""))
+    if registered is not None:
+        plugin: str | None = registered.plugin.name
+        raiser = (
+            f"the plugin {plugin} {registered.plugin.version} "
+            f"(dataSource type {call['type']!r})"
+        )
+    else:
+        plugin, raiser = None, f"the route {request.method} {request.path}"
+    logger.bind(event=events.PLUGIN_BAD_ERROR, plugin=plugin, code=error.code).error(
+        f"{raiser} raised {type(error).__name__} that cannot be answered as is: {problem}; "
+        "answered with the class's message and no details"
+    )
