@@ -7,6 +7,8 @@ a DSN, SQL text with values, or a traceback.
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 
@@ -123,12 +125,44 @@ class SecretNotFound(RuntimeBackendError):
     default_message = "a template names a secret the project does not have"
 
 
+DEFAULT_RETRY_AFTER_S = 5
+"""The ``retry-after`` of a ``RateLimited`` raised without one (a plugin relaying a bare 429)."""
+
+
 class RateLimited(RuntimeBackendError):
+    """Takes ``(message, details)`` as every class does; ``retry_after`` in seconds, rounded up."""
+
     code, status, default_message = "RATE_LIMITED", 429, "too many requests"
 
-    def __init__(self, retry_after: int, message: str | None = None) -> None:
-        self.retry_after = retry_after
-        super().__init__(message or f"too many requests: retry in {retry_after} s")
+    def __init__(
+        self,
+        message: str | None = None,
+        details: Any = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        if isinstance(message, int | float) and not isinstance(message, bool):
+            # The former signature was RateLimited(retry_after, message).
+            warnings.warn(
+                "RateLimited(retry_after, message) is deprecated: use "
+                "RateLimited(message, details, retry_after=seconds)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            message, details, retry_after = details, None, message
+        self.retry_after = _whole_seconds(retry_after)
+        super().__init__(
+            message or f"too many requests: retry in {self.retry_after} s", details
+        )
+
+
+def _whole_seconds(value: float | None) -> int:
+    """A usable ``retry-after``: whole seconds, at least 1, the default when not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return DEFAULT_RETRY_AFTER_S
+    if not math.isfinite(value):
+        return DEFAULT_RETRY_AFTER_S
+    return max(1, math.ceil(value))
 
 
 class Internal(RuntimeBackendError):

@@ -215,7 +215,7 @@ def make_security_middleware(
         verdict = await request.app[RATE_LIMITER].hit(key)
         request[EXTRA_HEADERS].update(verdict.headers())
         if not verdict.allowed:
-            raise errors.RateLimited(verdict.reset_seconds)
+            raise errors.RateLimited(retry_after=verdict.reset_seconds)
         if failure is not None:
             raise failure
 

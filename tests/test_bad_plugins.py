@@ -48,6 +48,8 @@ def raised():
         "error_object": errors.UpstreamStatus("upstream said no", [Loop()]),
         "error_bytes": errors.NotFound(b"no such row"),
         "error_number": errors.Conflict(409),
+        "error_busy": errors.RateLimited("the upstream is busy"),
+        "error_busy_for": errors.RateLimited("busy", {"upstream": "x"}, retry_after=2.2),
         "error_secret": errors.NotFound(
             "token is s3cr3t-of-the-plugin",
             {"hint": "s3cr3t-of-the-plugin", "sent": ["Authorization: Bearer abc.def"]},
@@ -149,6 +151,39 @@ async def test_an_error_that_json_cannot_hold_keeps_its_code_without_its_details
     [logged] = logs.events("plugin.bad_error")
     assert logged["plugin"] == "lowcode-bad" and logged["traceId"] == TRACE
     assert what in logged["message"] and "lowcode-bad 1.2.3" in logged["message"]
+
+
+async def test_rate_limited_takes_message_and_details_like_every_class(client):
+    response = await client.post(
+        EXECUTE,
+        json={"dataSource": {"type": "bad", "name": "b"}, "operation": "error_busy"},
+        headers=AUTH,
+    )
+    assert response.status == 429 and response.headers["retry-after"] == "5"
+    assert (await response.json())["error"] == {
+        "code": "RATE_LIMITED",
+        "message": "the upstream is busy",
+    }
+
+    response = await client.post(
+        EXECUTE,
+        json={
+            "dataSource": {"type": "bad", "name": "b"},
+            "operation": "error_busy_for",
+        },
+        headers=AUTH,
+    )
+    assert response.status == 429 and response.headers["retry-after"] == "3"
+    assert (await response.json())["error"]["details"] == {"upstream": "x"}
+
+
+def test_the_former_rate_limited_signature_still_works_and_warns():
+    from lowcode_runtime import errors
+
+    with pytest.warns(DeprecationWarning, match="retry_after=seconds"):
+        error = errors.RateLimited(7, "slow down")
+    assert (error.retry_after, error.message, error.details) == (7, "slow down", None)
+    assert errors.RateLimited().message == "too many requests: retry in 5 s"
 
 
 async def test_an_error_never_carries_a_secret_to_the_caller(client):
