@@ -117,7 +117,8 @@ def runtime_readiness(app: web.Application) -> Awaitable[dict[str, Any]] | None:
 def datasource_call_started(call: Call) -> None:
     """Called after a call is validated, just before its handler runs.
 
-    Synchronous and on the hot path: record, do not wait. An exception here fails the call.
+    Synchronous and on the hot path: record, do not wait. An exception here is logged
+    (``plugin.hook_failed``) and the call goes on; this holds for every call-life-cycle hook.
     """
 
 

@@ -1,13 +1,13 @@
 """The plugin manager and the registry of dataSource types built from it once at start-up.
 
 Every plugin, built-in or third party, arrives through the entry-point group
-``lowcode_runtime.plugins``. A plugin that fails to import is logged and skipped; two plugins
-that claim one type name stop start-up.
+``lowcode_runtime.plugins``. A plugin that fails to import, to register, or to contribute
+types the core can serve is logged and skipped; two plugins that claim one type name stop
+start-up.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pluggy
 
-from lowcode_runtime import __version__, events, hookspecs
+from lowcode_runtime import __version__, events, hookspecs, plugin_checks
 from lowcode_runtime.logs import logger
 from lowcode_runtime.masking import mask
 from lowcode_runtime.types import DataSourceType, PluginInfo
@@ -96,25 +96,56 @@ def load_entry_point_plugins(pm: PluginManager, group: str = ENTRY_POINT_GROUP) 
         )
         try:
             plugin = entry_point.load()
-            pm.register_plugin(plugin, entry_point.name, info)
         except Exception as e:
-            pm.load_failures.append(
-                LoadFailure(entry_point.name, info, one_line_reason(e))
-            )
+            skip_plugin(pm, entry_point.name, info, one_line_reason(e), e)
+            continue
+        if admit_plugin(pm, plugin, entry_point.name, info):
             logger.bind(
-                event=events.PLUGIN_LOAD_FAILED,
+                event=events.PLUGIN_LOADED,
                 plugin=entry_point.name,
                 distribution=info.name,
-            ).opt(exception=e).error(
-                f"plugin {entry_point.name!r} failed to load and is skipped"
-            )
-            continue
-        logger.bind(
-            event=events.PLUGIN_LOADED,
-            plugin=entry_point.name,
-            distribution=info.name,
-            version=info.version,
-        ).debug(f"plugin {entry_point.name!r} loaded")
+                version=info.version,
+            ).debug(f"plugin {entry_point.name!r} loaded")
+
+
+def admit_plugin(pm: PluginManager, plugin: Any, name: str, info: PluginInfo) -> bool:
+    """Register ``plugin`` if pluggy and the core can run it; else skip it, logged."""
+    try:
+        pm.register_plugin(plugin, name, info)
+    except Exception as e:
+        skip_plugin(pm, name, info, one_line_reason(e), e)
+        return False
+
+    reason = plugin_checks.unknown_hook(pm, plugin) or plugin_checks.async_sync_hook(
+        pm, plugin
+    )
+    if reason is not None:
+        skip_plugin(pm, name, info, reason)
+        return False
+    return True
+
+
+def skip_plugin(
+    pm: PluginManager,
+    name: str,
+    info: PluginInfo,
+    reason: str,
+    error: BaseException | None = None,
+) -> None:
+    """Leave a plugin out: unregistered, listed as failed, logged once with the reason."""
+    if pm.has_plugin(name):
+        pm.unregister(name=name)
+    pm.load_failures.append(LoadFailure(name, info, mask(reason)))
+    logger.bind(
+        event=events.PLUGIN_LOAD_FAILED,
+        plugin=name,
+        distribution=info.name,
+        version=info.version,
+        reason=reason,
+    ).opt(exception=error).error(
+        f"plugin {name!r} ({info.name} {info.version}) failed to load and is skipped: "
+        f"{reason}"
+    )
 
 
 def build_plugin_manager(
@@ -122,7 +153,8 @@ def build_plugin_manager(
 ) -> PluginManager:
     """Create the manager, register the core's defaults, load entry points, then extras.
 
-    ``extra_plugins`` are ``(name, plugin)`` pairs, mainly for tests.
+    ``extra_plugins`` are ``(name, plugin)`` pairs, mainly for tests; they are checked and
+    skipped like any other.
     """
     from lowcode_runtime import default_secrets
 
@@ -132,20 +164,23 @@ def build_plugin_manager(
     if load_entry_points:
         load_entry_point_plugins(pm)
     for name, plugin in extra_plugins:
-        pm.register_plugin(plugin, name, CORE_INFO)
+        admit_plugin(pm, plugin, name, CORE_INFO)
     pm.check_pending()
+    plugin_checks.guard_observers(pm, lambda plugin: _owner(pm, plugin))
 
     if os.environ.get(TRACE_HOOKS_ENV):
         _trace_hook_calls(pm)
     return pm
 
 
+def _owner(pm: PluginManager, plugin: Any) -> str:
+    info = pm.info_for(plugin)
+    return f"{info.name} {info.version} ({pm.get_name(plugin)})"
+
+
 def _trace_hook_calls(pm: PluginManager) -> None:
     def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        names = [impl.plugin_name for impl in impls]
-        logger.bind(event=events.HOOK_CALL, hook=hook_name, plugins=names).debug(
-            "hook call"
-        )
+        _log_hook_call(hook_name, [impl.plugin_name for impl in impls])
 
     def after(*_: Any) -> None:
         return None
@@ -153,29 +188,42 @@ def _trace_hook_calls(pm: PluginManager) -> None:
     pm.add_hookcall_monitoring(before, after)
 
 
-def _is_async(handler: Any) -> bool:
-    call = getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
+def _log_hook_call(hook_name: str, plugins: list[str]) -> None:
+    logger.bind(event=events.HOOK_CALL, hook=hook_name, plugins=plugins).debug(
+        "hook call"
+    )
 
 
 def build_type_registry(pm: PluginManager) -> dict[str, RegisteredType]:
-    """Gather every plugin's types once; a name claimed twice raises :class:`PluginConflict`."""
-    registry: dict[str, RegisteredType] = {}
+    """Gather every plugin's types once; a name claimed twice raises :class:`PluginConflict`.
 
-    for impl in pm.hook.register_datasource_types.get_hookimpls():
+    A plugin whose hook raises or returns what the core cannot serve is skipped, so the
+    next build does not see it.
+    """
+    registry: dict[str, RegisteredType] = {}
+    impls = pm.hook.register_datasource_types.get_hookimpls()
+    if os.environ.get(TRACE_HOOKS_ENV):
+        # Called one plugin at a time, past pluggy's monitoring: traced here instead.
+        _log_hook_call("register_datasource_types", [i.plugin_name for i in impls])
+
+    for impl in impls:
         info = pm.info_for(impl.plugin)
-        contributed = cast(list[DataSourceType], impl.function() or [])
-        for ds_type in contributed:
+        try:
+            contributed = impl.function()
+        except Exception as e:
+            skip_plugin(pm, impl.plugin_name, info, one_line_reason(e), e)
+            continue
+        problem = plugin_checks.contribution_problem(contributed)
+        if problem is not None:
+            skip_plugin(pm, impl.plugin_name, info, problem)
+            continue
+
+        for ds_type in cast(list[DataSourceType], contributed or []):
             if ds_type.name in registry:
                 other = registry[ds_type.name].plugin
                 raise PluginConflict(
                     f"dataSource type {ds_type.name!r} is claimed by both {other.name!r} "
                     f"and {info.name!r} ({impl.plugin_name}); uninstall one of them"
-                )
-            if not _is_async(ds_type.handler):
-                raise PluginError(
-                    f"the handler of dataSource type {ds_type.name!r} ({info.name}) must be "
-                    "an async function"
                 )
             registry[ds_type.name] = RegisteredType(ds_type, info)
 

@@ -294,3 +294,52 @@ async def test_a_result_that_is_not_json_is_an_internal_error_naming_the_plugin(
     [error] = logs.events("dataSource.call.error")
     assert error["errorCode"] == "INTERNAL"
     assert not logs.events("dataSource.call.success")
+
+
+NOSY_PLUGIN = """
+from lowcode_runtime import hookimpl
+
+
+@hookimpl
+def datasource_call_started(call):
+    raise RuntimeError("the nosy plugin broke on start")
+
+
+@hookimpl
+def datasource_call_finished(call, outcome):
+    raise ValueError("the nosy plugin broke on finish")
+"""
+
+
+async def test_an_observer_hook_that_raises_is_logged_and_the_call_goes_on(
+    tmp_path, monkeypatch, make_client, logs
+):
+    from tests.support import EchoPlugin
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_distribution(tmp_path, "lowcode-nosy", "nosy_plugin", NOSY_PLUGIN, "nosy")
+    try:
+        client = await make_client(extra_plugins=(("echo", EchoPlugin()),))
+        response = await client.post(
+            EXECUTE,
+            json={
+                "dataSource": {"type": "echo", "name": "e"},
+                "operation": "echo",
+                "params": {"value": 1},
+            },
+            headers={**AUTH, "x-trace-id": TRACE},
+        )
+    finally:
+        sys.modules.pop("nosy_plugin", None)
+
+    assert response.status == 200
+    assert (await response.json())["data"]["value"] == 1
+    failed = logs.events("plugin.hook_failed")
+    assert [f["hook"] for f in failed] == [
+        "datasource_call_started",
+        "datasource_call_finished",
+    ]
+    assert all(f["plugin"].startswith("lowcode-nosy 1.2.3") for f in failed)
+    assert all(f["traceId"] == TRACE for f in failed)
+    assert "RuntimeError: the nosy plugin broke" in failed[0]["exception"]
+    assert logs.events("dataSource.call.success")

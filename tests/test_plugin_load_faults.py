@@ -1,0 +1,149 @@
+"""A plugin the core cannot run is logged and skipped at load; the service starts without it.
+
+Each fault comes from a real distribution (entry-point metadata on ``sys.path``), as a third
+party's would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lowcode_runtime.plugins import build_plugin_manager, build_type_registry
+from tests.conftest import AUTH
+from tests.support import write_distribution
+
+HEADER = """
+import asyncio
+from marshmallow import Schema
+from lowcode_runtime import DataSourceType, Result, hookimpl
+
+class Nothing(Schema):
+    pass
+
+async def handle(call):
+    return Result(1)
+
+def typed(name, handler=handle, **operations):
+    return DataSourceType(name=name, definition_schema=Nothing(),
+                          operations=operations or {"run": Nothing()}, handler=handler)
+"""
+
+FAULTS = {
+    "unknown_hook": (
+        "@hookimpl\ndef register_datasource_typez():\n    return []\n",
+        "'register_datasource_typez', which is not a hook of lowcode_runtime",
+    ),
+    "bad_arguments": (
+        "@hookimpl\ndef register_routes(app, router):\n    pass\n",
+        "PluginValidationError",
+    ),
+    "returns_dict": (
+        "@hookimpl\ndef register_datasource_types():\n    return {'x': typed('x')}\n",
+        "register_datasource_types returned a dict; it must return a list",
+    ),
+    "returns_one": (
+        "@hookimpl\ndef register_datasource_types():\n    return typed('x')\n",
+        "returned a DataSourceType; it must return a list of DataSourceType",
+    ),
+    "raises": (
+        "@hookimpl\ndef register_datasource_types():\n    raise RuntimeError('no config')\n",
+        "RuntimeError: no config",
+    ),
+    "empty_name": (
+        "@hookimpl\ndef register_datasource_types():\n    return [typed('')]\n",
+        "dataSource type name '' is not usable",
+    ),
+    "spaced_name": (
+        "@hookimpl\ndef register_datasource_types():\n    return [typed('my type')]\n",
+        "dataSource type name 'my type' is not usable",
+    ),
+    "slashed_name": (
+        "@hookimpl\ndef register_datasource_types():\n    return [typed('a/b')]\n",
+        "dataSource type name 'a/b' is not usable",
+    ),
+    "long_name": (
+        "@hookimpl\ndef register_datasource_types():\n    return [typed('t' * 101)]\n",
+        "is not usable: use 1 to 100 letters",
+    ),
+    "sync_handler": (
+        "@hookimpl\ndef register_datasource_types():\n"
+        "    return [typed('x', handler=lambda call: None)]\n",
+        "the handler of dataSource type 'x' must be an async function",
+    ),
+    "async_observer": (
+        "@hookimpl\nasync def datasource_call_finished(call, outcome):\n    pass\n",
+        "its datasource_call_finished is async def, but the hook is synchronous",
+    ),
+}
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for fault in FAULTS:
+        sys.modules.pop(f"faulty_{fault}", None)
+    sys.modules.pop("fine_plugin", None)
+
+
+def install(site, fault):
+    source, _ = FAULTS[fault]
+    write_distribution(
+        site, f"lowcode-{fault}", f"faulty_{fault}", HEADER + source, fault
+    )
+    write_distribution(
+        site,
+        "lowcode-fine",
+        "fine_plugin",
+        HEADER
+        + "@hookimpl\ndef register_datasource_types():\n    return [typed('fine')]\n",
+        "fine",
+    )
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_a_faulty_plugin_is_skipped_and_the_service_starts(
+    site, logs, make_client, fault
+):
+    install(site, fault)
+    client = await make_client()
+
+    response = await client.get("/v1/plugins", headers=AUTH)
+    types = [t["type"] for t in (await response.json())["data"]]
+    assert "fine" in types and "x" not in types
+    [failed] = logs.events("plugin.load_failed")
+    assert failed["plugin"] == fault and failed["distribution"] == f"lowcode-{fault}"
+    assert FAULTS[fault][1] in failed["reason"]
+
+
+def test_a_skipped_plugin_is_listed_as_failed_by_the_plugins_command(site):
+    install(site, "returns_dict")
+    result = subprocess.run(
+        [sys.executable, "-m", "lowcode_runtime", "plugins", "--json"],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin:/usr/sbin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert "fine" in [t["type"] for t in listed["types"]]
+    [failed] = listed["failed"]
+    assert failed["entryPoint"] == "returns_dict"
+    assert failed["plugin"] == {"name": "lowcode-returns_dict", "version": "1.2.3"}
+    assert failed["reason"].startswith("register_datasource_types returned a dict")
+
+
+def test_a_skipped_plugin_runs_none_of_its_hooks_and_is_reported_once(site, logs):
+    install(site, "raises")
+    pm = build_plugin_manager()
+    build_type_registry(pm)
+    build_type_registry(pm)
+
+    assert not pm.has_plugin("raises")
+    assert [f.entry_point for f in pm.load_failures] == ["raises"]
+    assert len(logs.events("plugin.load_failed")) == 1
