@@ -15,7 +15,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from lowcode_runtime import envelope, errors, events, metrics
 from lowcode_runtime.handler_tasks import await_handler
-from lowcode_runtime.json_check import first_non_json
+from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import DEADLINE
@@ -253,25 +253,34 @@ async def run_call(request: web.Request, call: Call, started: float) -> web.Resp
 
 def respond(request: web.Request, call: Call, result: Result) -> web.Response:
     """The envelope of a result; one that is not JSON is its plugin's bug, and named so."""
+    shape = result_shape_problem(result)
     try:
-        return envelope.ok_response(request, result.data, meta=result.meta)
-    except (TypeError, ValueError):
-        registered = request.app[TYPE_REGISTRY][call.type]
-        plugin = f"{registered.plugin.name} {registered.plugin.version}"
+        if shape is None:
+            return envelope.ok_response(request, result.data, meta=result.meta)
+    except (TypeError, ValueError, RecursionError):
+        pass
+
+    registered = request.app[TYPE_REGISTRY][call.type]
+    plugin = f"{registered.plugin.name} {registered.plugin.version}"
+    if shape is not None:
+        problem = f"a result the core cannot answer: {shape}"
+    else:
         what = first_non_json(result.data, "data") or first_non_json(
             result.meta, "meta"
         )
-        message = (
-            f"the plugin {plugin} (dataSource type {call.type!r}) returned a result that "
-            f"is not JSON-serialisable: {what or 'it does not encode'}; report this to "
-            "the plugin's authors"
+        problem = (
+            f"a result that is not JSON-serialisable: {what or 'it does not encode'}"
         )
-        logger.bind(
-            event=events.PLUGIN_BAD_RESULT,
-            plugin=registered.plugin.name,
-            type=call.type,
-        ).error(message)
-        raise errors.Internal(message) from None
+    message = (
+        f"the plugin {plugin} (dataSource type {call.type!r}) returned {problem}; report "
+        "this to the plugin's authors"
+    )
+    logger.bind(
+        event=events.PLUGIN_BAD_RESULT,
+        plugin=registered.plugin.name,
+        type=call.type,
+    ).error(message)
+    raise errors.Internal(message) from None
 
 
 def _known_labels(registry: dict[str, Any], meta: dict[str, str]) -> tuple[str, str]:

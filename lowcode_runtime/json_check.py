@@ -1,6 +1,7 @@
 """Find what in a plugin's result is not JSON, so that the error can name it.
 
-Only called after the envelope failed to serialise a result, never on the hot path.
+Only called after the envelope failed to serialise a result, never on the hot path (but
+:func:`result_shape_problem`, two type checks on every result).
 """
 
 from __future__ import annotations
@@ -8,9 +9,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lowcode_runtime.types import Result
+
 JSON_SCALARS = (str, int, float, bool, type(None))
 MAX_DEPTH = 500
 """Deeper nesting is reported as such: the encoders give up before a thousand levels."""
+
+
+def result_shape_problem(result: Any) -> str | None:
+    """What makes a handler's return value no ``Result`` the envelope can take, or None."""
+    if not isinstance(result, Result):
+        return f"it is a {type(result).__name__}, not a lowcode_runtime.Result"
+    if result.meta is not None and not isinstance(result.meta, dict):
+        return f"its meta is a {type(result.meta).__name__}, not a dict"
+    return None
 
 
 def first_non_json(value: Any, path: str) -> str | None:

@@ -67,7 +67,22 @@ def results():
         "nan": Result({"ratio": math.nan}),
         "loop": Result(loop),
         "meta": Result(1, meta={"when": datetime.date(2024, 1, 1)}),
+        "deep": Result(deep(5000)),
+        "big_int": Result({"n": 10 ** 5000}),
+        "surrogate": Result({"rows": ["ok", "half \\ud800 a pair"]}),
+        "dict": {"rows": []},
+        "none": None,
+        "str": "rows",
+        "meta_list": Result(1, meta=["page"]),
     }
+
+
+def deep(levels):
+    value = top = {}
+    for _ in range(levels):
+        value["a"] = {}
+        value = value["a"]
+    return top
 
 
 async def handle(call):
@@ -97,7 +112,7 @@ async def handle(call):
 @hookimpl
 def register_datasource_types():
     operations = ["raise", "hang", "swallow", "swallow_forever", *ESCAPES, *raised(),
-                  "set", "datetime", "object", "nan", "loop", "meta"]
+                  *results()]
     return [DataSourceType(name="bad", definition_schema=Nothing(),
                            operations={name: Nothing() for name in operations},
                            handler=handle)]
@@ -275,6 +290,13 @@ async def test_a_handler_swallowing_its_cancellation_gets_504_at_the_deadline(
         ("nan", "data.ratio is nan, which JSON cannot hold"),
         ("loop", "data.self refers back to itself"),
         ("meta", "meta.when is a date"),
+        ("deep", "is nested more than 500 levels deep"),
+        ("big_int", "data.n is an integer of 16610 bits, too long to write"),
+        ("surrogate", "data.rows[1] holds a lone surrogate (U+D800 at position 5)"),
+        ("dict", "cannot answer: it is a dict, not a lowcode_runtime.Result"),
+        ("none", "cannot answer: it is a NoneType, not a lowcode_runtime.Result"),
+        ("str", "cannot answer: it is a str, not a lowcode_runtime.Result"),
+        ("meta_list", "cannot answer: its meta is a list, not a dict"),
     ],
 )
 async def test_a_result_that_is_not_json_is_an_internal_error_naming_the_plugin(
@@ -286,7 +308,7 @@ async def test_a_result_that_is_not_json_is_an_internal_error_naming_the_plugin(
     assert body["error"]["code"] == "INTERNAL"
     message = body["error"]["message"]
     assert "lowcode-bad 1.2.3" in message and "'bad'" in message
-    assert what in message and "not JSON-serialisable" in message
+    assert what in message
     assert body["meta"]["traceId"] == TRACE
 
     [bad] = logs.events("plugin.bad_result")
