@@ -121,23 +121,28 @@ def guard_observers(pm: pluggy.PluginManager, owner: Callable[[object], str]) ->
     """Wrap each implementation of an observer hook, once, so that it cannot raise.
 
     pluggy still makes the call (and traces it); the wrapper only catches what escapes.
+    ``owner(plugin)`` names the plugin in the log line, asked when one is written.
     """
     for name in OBSERVER_HOOKS:
         for impl in getattr(pm.hook, name).get_hookimpls():
             if not getattr(impl.function, "_lowcode_guarded", False):
-                impl.function = _guarded(impl.function, name, owner(impl.plugin))
+                impl.function = _guarded(impl.function, name, impl.plugin, owner)
 
 
 def _guarded(
-    function: Callable[..., Any], hook: str, plugin: str
+    function: Callable[..., Any],
+    hook: str,
+    plugin: object,
+    owner: Callable[[object], str],
 ) -> Callable[..., Any]:
     def guarded(*args: Any) -> Any:
         try:
             return function(*args)
         except BaseException as e:  # an observer must not fail what it observes
-            logger.bind(event=events.PLUGIN_HOOK_FAILED, plugin=plugin, hook=hook).opt(
+            name = owner(plugin)
+            logger.bind(event=events.PLUGIN_HOOK_FAILED, plugin=name, hook=hook).opt(
                 exception=e
-            ).error(f"the {hook} hook of {plugin} raised {type(e).__name__}; ignored")
+            ).error(f"the {hook} hook of {name} raised {type(e).__name__}; ignored")
             return None
 
     guarded._lowcode_guarded = True  # type: ignore[attr-defined]
