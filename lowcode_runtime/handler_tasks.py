@@ -1,5 +1,7 @@
 """Each handler runs in its own task, so that nothing it does can hold or break the request.
 
+That holds for a dataSource type's handler and for the handler of a route a plugin adds.
+
 The request awaits the handler's task through a shield: when the request is cancelled (its
 deadline passed, the server is stopping) it answers at once, and the handler's task is
 cancelled and left to end on its own. A handler that swallows its cancellation keeps running
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -25,16 +29,21 @@ OUTLIVED_AFTER_S = 1.0
 SHUTDOWN_WAIT_S = 2.0
 """How long shutdown waits for cancelled handlers before it closes them."""
 
+T = TypeVar("T")
+
 
 class Orphans:
     """The cancelled handler tasks of one app that have not ended yet."""
 
     def __init__(self) -> None:
-        self.tasks: dict[asyncio.Task[Result], str] = {}
+        self.tasks: dict[asyncio.Task[Any], str] = {}
 
-    def adopt(self, task: asyncio.Task[Result], owner: RegisteredType) -> None:
-        """Cancel ``task`` and hold it until it ends; log it if it outlives its cancellation."""
-        self.tasks[task] = describe(owner)
+    def adopt(self, task: asyncio.Task[Any], owner: str) -> None:
+        """Cancel ``task`` and hold it until it ends; log it if it outlives its cancellation.
+
+        ``owner`` names the handler's plugin in the log (see :func:`describe`).
+        """
+        self.tasks[task] = owner
         task.add_done_callback(self._forget)
         task.cancel()
         asyncio.get_running_loop().call_later(OUTLIVED_AFTER_S, self._check, task)
@@ -42,10 +51,10 @@ class Orphans:
     def holds(self, task: asyncio.Task[object] | None) -> bool:
         return task in self.tasks
 
-    def _forget(self, task: asyncio.Task[Result]) -> None:
+    def _forget(self, task: asyncio.Task[Any]) -> None:
         self.tasks.pop(task, None)
 
-    def _check(self, task: asyncio.Task[Result]) -> None:
+    def _check(self, task: asyncio.Task[Any]) -> None:
         owner = self.tasks.get(task)
         if owner is not None:
             logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=owner).warning(
@@ -95,16 +104,31 @@ def describe(owner: RegisteredType) -> str:
 
 async def await_handler(call: Call, owner: RegisteredType) -> Result:
     """``await handler(call)``, but a cancelled request answers without waiting for it."""
-    task = asyncio.create_task(_contained(call, owner))
+    return await await_contained(
+        call.app, lambda: owner.type.handler(call), describe(owner), owner.plugin.name
+    )
+
+
+async def await_contained(
+    app: web.Application, work: Callable[[], Awaitable[T]], owner: str, plugin: str
+) -> T:
+    """``await work()`` in a task of its own, held as an orphan if the request is cancelled.
+
+    ``owner`` names the plugin's handler in log lines (``lowcode-kv 1.0 (dataSource type
+    'kv')``), ``plugin`` is the distribution's name for the log's ``plugin`` field.
+    """
+    task = asyncio.create_task(_contained(app, work, owner, plugin))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
-            call.app[ORPHANS].adopt(task, owner)
+            app[ORPHANS].adopt(task, owner)
         raise
 
 
-async def _contained(call: Call, owner: RegisteredType) -> Result:
+async def _contained(
+    app: web.Application, work: Callable[[], Awaitable[T]], owner: str, plugin: str
+) -> T:
     """The handler's task: what must not leave a task becomes ``INTERNAL`` here.
 
     ``KeyboardInterrupt`` and ``SystemExit`` would stop the event loop, and a
@@ -112,13 +136,13 @@ async def _contained(call: Call, owner: RegisteredType) -> Result:
     cancelled request, which gets no answer. Only the core's own cancellation passes.
     """
     try:
-        return await owner.type.handler(call)
+        return await work()
     except Exception:
         raise
     except BaseException as e:
-        if call.app[ORPHANS].holds(asyncio.current_task()):
+        if app[ORPHANS].holds(asyncio.current_task()):
             raise
-        logger.bind(event=events.HTTP_UNHANDLED, plugin=owner.plugin.name).opt(
-            exception=e
-        ).error(f"the handler of {describe(owner)} raised {type(e).__name__}")
+        logger.bind(event=events.HTTP_UNHANDLED, plugin=plugin).opt(exception=e).error(
+            f"the handler of {owner} raised {type(e).__name__}"
+        )
         raise errors.Internal() from None
