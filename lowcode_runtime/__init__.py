@@ -21,6 +21,7 @@ from lowcode_runtime.hookspecs import hookimpl  # noqa: E402
 from lowcode_runtime.http_client import make_session  # noqa: E402
 from lowcode_runtime.masking import mask, register_secret  # noqa: E402
 from lowcode_runtime.outbound import USER_AGENT, Outbound, OutboundClient  # noqa: E402
+from lowcode_runtime.plugin_routes import describe_route  # noqa: E402
 from lowcode_runtime.redact import Redactor  # noqa: E402
 from lowcode_runtime.templates import Context as TemplateContext  # noqa: E402
 from lowcode_runtime.templates import (  # noqa: E402
@@ -69,6 +70,7 @@ __all__ = [
     "check_header_names",
     "check_templates",
     "decode_text",
+    "describe_route",
     "errors",
     "hookimpl",
     "is_json_type",

@@ -17,6 +17,12 @@ from lowcode_runtime.middleware import (
     make_security_middleware,
     trace_middleware,
 )
+from lowcode_runtime.plugin_routes import (
+    PLUGIN_ROUTES,
+    ROUTE_DESCRIPTIONS,
+    add_plugin_routes,
+    plugin_route_middleware,
+)
 from lowcode_runtime.plugins import (
     PluginManager,
     build_plugin_manager,
@@ -50,6 +56,7 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
             error_middleware,
             make_security_middleware(settings.trusted_proxies),
             deadline_middleware,
+            plugin_route_middleware,
         ],
         client_max_size=settings.body_limit_bytes,
     )
@@ -67,7 +74,7 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
 
     setup_routes(app, pm)
     app[openapi.OPENAPI_KEY] = openapi.build_spec(
-        registry, {r.canonical for r in app.router.resources()}
+        registry, app[PLUGIN_ROUTES].values(), app[ROUTE_DESCRIPTIONS]
     )
     add_catch_all(app)
     setup_cors(app, settings)
@@ -85,7 +92,7 @@ def setup_routes(app: web.Application, pm: PluginManager) -> None:
     app.router.add_get("/metrics", routes.metrics_text)
     app.router.add_get("/v1/plugins", routes.list_plugins)
     app.router.add_post(dispatch.EXECUTE_PATH, dispatch.execute)
-    pm.hook.register_routes(app=app)
+    add_plugin_routes(app, pm)
 
 
 def add_catch_all(app: web.Application) -> None:

@@ -23,6 +23,7 @@ PLUGIN_REFUSED = "plugin.refused"
 HOOK_CALL = "plugin.hook_call"
 PLUGIN_BAD_RESULT = "plugin.bad_result"
 PLUGIN_BAD_ERROR = "plugin.bad_error"
+PLUGIN_BAD_OPENAPI = "plugin.bad_openapi"
 PLUGIN_HOOK_FAILED = "plugin.hook_failed"
 PLUGIN_HANDLER_OUTLIVED = "plugin.handler_outlived_cancellation"
 

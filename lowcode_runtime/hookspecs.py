@@ -58,8 +58,10 @@ def register_secrets_provider(settings: Settings) -> SecretsProvider | None:
 def register_routes(app: web.Application) -> None:
     """Called while the app is built; adds the plugin's own routes with ``app.router``.
 
-    The core puts them behind the same authentication, rate limit, CORS and envelope. Answer
-    with ``lowcode_runtime.ok_response(request, data)``.
+    The core puts them behind the same authentication, rate limit, deadline, CORS and envelope,
+    and lists each in ``GET /openapi.json``: describe one with
+    ``lowcode_runtime.describe_route`` right after adding it. Answer with
+    ``lowcode_runtime.ok_response(request, data)``.
     """
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -9,11 +12,21 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from lowcode_runtime import __version__
+from lowcode_runtime import __version__, events
 from lowcode_runtime.dispatch import EXECUTE_PATH, ExecuteRequestSchema
+from lowcode_runtime.logs import logger
+from lowcode_runtime.plugin_routes import PluginRoute, RouteDescription
 from lowcode_runtime.plugins import RegisteredType
 
 OPENAPI_KEY = web.AppKey("openapi", dict)
+
+PLUGIN_ROUTE_ERRORS = (401, 403, 429, 500, 504)
+"""What the core answers on every plugin route: auth, rate limit, INTERNAL, the deadline."""
+
+OPENAPI_METHODS = frozenset(
+    {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH"}
+)
+PATH_VARIABLE = re.compile(r"\{([^}/]+)\}")
 
 
 class MetaSchema(Schema):
@@ -54,8 +67,12 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
 
 
-def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str, Any]:
-    """The document for the installed types; ``paths`` are the routes the app really has."""
+def build_spec(
+    registry: dict[str, RegisteredType],
+    plugin_routes: Iterable[PluginRoute] = (),
+    descriptions: Mapping[tuple[str, str], RouteDescription] | None = None,
+) -> dict[str, Any]:
+    """The document of the core's routes, the installed types and every plugin route."""
     spec = APISpec(
         title="lowcode-runtime",
         version=__version__,
@@ -90,9 +107,93 @@ def build_spec(registry: dict[str, RegisteredType], paths: set[str]) -> dict[str
                 added.add(type(instance))
                 spec.components.schema(name, schema=type(instance))
 
-    for path, method, operation in _operations(paths):
+    for path, method, operation in _operations():
         spec.path(path=path, operations={method: operation})
+    _add_plugin_routes(spec, list(plugin_routes), descriptions or {})
     return spec.to_dict()
+
+
+def _add_plugin_routes(
+    spec: APISpec,
+    routes: list[PluginRoute],
+    descriptions: Mapping[tuple[str, str], RouteDescription],
+) -> None:
+    """Each plugin route, as its plugin described it or, at least, by path and method."""
+    gets = {r.path for r in routes if r.method == "GET"}
+    for route in routes:
+        # aiohttp adds HEAD to every GET; only a HEAD of its own is worth a line.
+        if route.method not in OPENAPI_METHODS or (
+            route.method == "HEAD" and route.path in gets
+        ):
+            continue
+        description = descriptions.get((route.method, route.path))
+        try:
+            operation = plugin_operation(route, description)
+            spec.path(path=route.path, operations={route.method.lower(): operation})
+        except Exception as e:
+            if description is None:
+                raise
+            logger.bind(event=events.PLUGIN_BAD_OPENAPI, plugin=route.plugin.name).opt(
+                exception=e
+            ).error(
+                f"the OpenAPI description of {route.owner()} is not usable "
+                f"({type(e).__name__}); the route is listed undescribed"
+            )
+            fallback = plugin_operation(route, None)
+            spec.path(path=route.path, operations={route.method.lower(): fallback})
+
+
+def plugin_operation(
+    route: PluginRoute, description: RouteDescription | None
+) -> dict[str, Any]:
+    """The plugin's operation object, completed with what the core knows of every route."""
+    operation = copy.deepcopy(dict(description.operation)) if description else {}
+    operation.setdefault("summary", f"a route of the plugin {route.plugin.name}")
+    operation.setdefault("tags", [route.plugin.name])
+    operation.setdefault("security", [{"bearer": []}])
+
+    parameters = list(operation.get("parameters", []))
+    declared = {p.get("name") for p in parameters if p.get("in") == "path"}
+    for name in PATH_VARIABLE.findall(route.path):
+        if name not in declared:
+            parameters.append(_path_parameter(name))
+    if parameters:
+        operation["parameters"] = parameters
+
+    responses = {str(k): v for k, v in operation.get("responses", {}).items()}
+    if not any(status.startswith("2") for status in responses):
+        responses["200"] = _plugin_answer(description.data if description else None)
+    statuses = (
+        *(description.error_statuses if description else ()),
+        *PLUGIN_ROUTE_ERRORS,
+    )
+    for status in sorted(set(statuses)):
+        responses.setdefault(str(status), _error_envelope())
+    operation["responses"] = responses
+    return operation
+
+
+def _plugin_answer(data: type[Schema] | Schema | None) -> dict[str, Any]:
+    if data is None:
+        return {"description": "the plugin's answer; it describes no schema"}
+    envelope = {
+        "allOf": [OkEnvelopeSchema, {"type": "object", "properties": {"data": data}}]
+    }
+    return {
+        "description": "the envelope, with the plugin's data",
+        "content": {"application/json": {"schema": envelope}},
+    }
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _error_envelope() -> dict[str, Any]:
+    return {
+        "description": "error envelope",
+        "content": {"application/json": {"schema": "ErrorEnvelope"}},
+    }
 
 
 def _operation(
@@ -101,10 +202,7 @@ def _operation(
     """One operation object: its 200 answer, its error envelopes, bearer security if any."""
     responses: dict[str, Any] = {"200": ok}
     for status in errors:
-        responses[str(status)] = {
-            "description": "error envelope",
-            "content": {"application/json": {"schema": "ErrorEnvelope"}},
-        }
+        responses[str(status)] = _error_envelope()
     operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
     if secured:
         operation["security"] = [{"bearer": []}]
@@ -118,16 +216,10 @@ def _json(description: str, schema: str = "OkEnvelope") -> dict[str, Any]:
     }
 
 
-def _operations(paths: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
-    project = [
-        {
-            "name": "projectId",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string"},
-        }
-    ]
-    found = [
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    """The core's own routes."""
+    project = [_path_parameter("projectId")]
+    return [
         (
             "/health",
             "get",
@@ -197,31 +289,7 @@ def _operations(paths: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
                 },
             ),
         ),
-        (
-            "/preview/status/{projectId}",
-            "get",
-            _operation(
-                "preview database status of a project (db plugin)",
-                _json("{status, lastAppliedAt, lastError}"),
-                400,
-                401,
-                403,
-                429,
-                503,
-                parameters=project,
-            ),
-        ),
     ]
-    # Routes of plugins are documented only where the plugin that adds them is installed.
-    core = {
-        "/health",
-        "/ready",
-        "/openapi.json",
-        "/metrics",
-        "/v1/plugins",
-        EXECUTE_PATH,
-    }
-    return [entry for entry in found if entry[0] in core or entry[0] in paths]
 
 
 async def openapi_document(request: web.Request) -> web.Response:

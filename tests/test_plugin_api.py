@@ -30,7 +30,7 @@ PINNED = {
     "Outbound", "OutboundClient", "UpstreamAnswer", "USER_AGENT", "make_session",
     "decode_text", "is_json_type", "parse_json", "upstream_status",
     "Redactor", "mask", "register_secret",
-    "ok_response",
+    "ok_response", "describe_route",
 }  # fmt: skip
 
 

@@ -19,9 +19,16 @@ from lowcode_db.pool import Database, check_database_url
 from lowcode_db.queries import BUILDERS, read_rows, table_problems
 from lowcode_db.schema import DefinitionSchema, operation_schemas
 from lowcode_db.seeds import load_seeds
-from lowcode_db.status import read_status
+from lowcode_db.status import PreviewStatusSchema, read_status
 from lowcode_db.tenancy import check_project_id, schema_name
-from lowcode_runtime import Call, DataSourceType, Result, hookimpl, keys
+from lowcode_runtime import (
+    Call,
+    DataSourceType,
+    Result,
+    describe_route,
+    hookimpl,
+    keys,
+)
 from lowcode_runtime.config import Settings
 from lowcode_runtime.envelope import ok_response
 from lowcode_runtime.errors import (
@@ -188,6 +195,14 @@ def register_datasource_types() -> list[DataSourceType]:
 def register_routes(app: web.Application) -> None:
     app[DB_STATE] = DbState(Migrator(make_reporter(app.get(keys.PLUGIN_MANAGER))))
     app.router.add_get(STATUS_PATH, status_route)
+    describe_route(
+        app,
+        "GET",
+        STATUS_PATH,
+        {"summary": "preview database status of a project (db plugin)"},
+        data=PreviewStatusSchema,
+        error_statuses=(400, 409, 503),
+    )
 
 
 @hookimpl

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from marshmallow import Schema, fields, validate
 from psycopg2 import sql
 
 from lowcode_db.ddl import LOG_TABLE, qualified
@@ -12,6 +13,23 @@ from lowcode_db.migrations import read_owner
 from lowcode_db.pool import Session
 from lowcode_db.tenancy import schema_name
 from lowcode_runtime.errors import SchemaConflict
+
+STATUSES = ("absent", "ready", "blocked", "failed")
+
+
+class PreviewStatusSchema(Schema):
+    """The ``data`` of ``GET /preview/status/{projectId}``, for the OpenAPI document."""
+
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    lastAppliedAt = fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "ISO 8601, UTC"}
+    )
+    lastError = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the message of the last blocked or failed migration"},
+    )
+
 
 STATUS_QUERY = """
 WITH latest AS (

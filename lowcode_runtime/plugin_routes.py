@@ -1,0 +1,116 @@
+"""The routes plugins add: which plugin added each, what it says of it, the guard around it.
+
+``register_routes`` is called one plugin at a time, so each route is known by its plugin: the
+OpenAPI document lists every one, described with :func:`describe_route` or not, and its
+handler runs in a task of its own (``handler_tasks``), so that nothing it raises stops the
+service or drops the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema
+
+from lowcode_runtime.handler_tasks import await_contained
+from lowcode_runtime.middleware import Handler
+from lowcode_runtime.plugins import PluginManager
+from lowcode_runtime.types import PluginInfo
+
+
+@dataclass(frozen=True)
+class RouteDescription:
+    """What a plugin said of one of its routes, for the OpenAPI document."""
+
+    operation: Mapping[str, Any]
+    data: type[Schema] | Schema | None
+    error_statuses: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PluginRoute:
+    """A route a plugin added: its method, its path as the router writes it, its plugin."""
+
+    method: str
+    path: str
+    plugin: PluginInfo
+
+    def owner(self) -> str:
+        """``lowcode-kv 1.0 (route GET /kv/stats)``: who to blame in a log line."""
+        return f"{self.plugin.name} {self.plugin.version} (route {self.method} {self.path})"
+
+
+PLUGIN_ROUTES = web.AppKey("plugin_routes", dict)
+"""Each route a plugin added (aiohttp's route object) -> its :class:`PluginRoute`."""
+
+ROUTE_DESCRIPTIONS = web.AppKey("route_descriptions", dict)
+"""``(method, path)`` -> the :class:`RouteDescription` a plugin gave."""
+
+
+def describe_route(
+    app: web.Application,
+    method: str,
+    path: str,
+    operation: Mapping[str, Any] | None = None,
+    *,
+    data: type[Schema] | Schema | None = None,
+    error_statuses: Iterable[int] = (),
+) -> None:
+    """Describe, in ``register_routes``, a route just added, for ``GET /openapi.json``.
+
+    ``operation`` is an OpenAPI operation object (``summary``, ``parameters``, ...), in which
+    marshmallow schemas may stand for schema objects; ``data`` the schema of the envelope's
+    ``data`` in the 200 answer; ``error_statuses`` the statuses the route answers in the error
+    envelope beyond those of every route. A route not described is still listed.
+    """
+    method = method.upper()
+    if not any(
+        route.method == method
+        and route.resource is not None
+        and route.resource.canonical == path
+        for route in app.router.routes()
+    ):
+        raise ValueError(
+            f"describe_route: the app has no route {method} {path}; add it with app.router "
+            "first, and write the path as the router does ({name} for each variable)"
+        )
+    if operation is not None and not isinstance(operation, Mapping):
+        raise TypeError(
+            f"describe_route: operation is a {type(operation).__name__}; give a dict"
+        )
+
+    description = RouteDescription(dict(operation or {}), data, tuple(error_statuses))
+    app.setdefault(ROUTE_DESCRIPTIONS, {})[(method, path)] = description
+
+
+def add_plugin_routes(app: web.Application, pm: PluginManager) -> None:
+    """Call each plugin's ``register_routes`` in pluggy's order; note the routes each added."""
+    owned: dict[web.AbstractRoute, PluginRoute] = {}
+    app[PLUGIN_ROUTES] = owned
+    app.setdefault(ROUTE_DESCRIPTIONS, {})
+
+    for impl in reversed(pm.hook.register_routes.get_hookimpls()):
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+        before = set(app.router.routes())
+        pm.subset_hook_caller("register_routes", remove_plugins=others)(app=app)
+
+        info = pm.info_for(impl.plugin)
+        for route in app.router.routes():
+            if route not in before and route.resource is not None:
+                owned[route] = PluginRoute(route.method, route.resource.canonical, info)
+
+
+@web.middleware
+async def plugin_route_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """A plugin's route runs guarded, as a dataSource handler does; the core's run as is."""
+    route = request.app[PLUGIN_ROUTES].get(request.match_info.route)
+    if route is None:
+        return await handler(request)
+    return await await_contained(
+        request.app, lambda: handler(request), route.owner(), route.plugin.name
+    )

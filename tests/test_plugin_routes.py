@@ -1,0 +1,248 @@
+"""Routes a plugin adds: listed in the OpenAPI document, and guarded like a type's handler.
+
+The plugin is a real distribution (entry-point metadata on ``sys.path``), so that the document
+and the log can name it as a third party's would be named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import pytest
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from lowcode_runtime import describe_route, hookimpl
+from tests.conftest import AUTH
+from tests.support import write_distribution
+
+ROUTES_PLUGIN = """
+import asyncio
+
+from marshmallow import Schema, fields
+from lowcode_runtime import describe_route, hookimpl, ok_response
+
+ESCAPES = {
+    "interrupt": KeyboardInterrupt,
+    "exit": SystemExit,
+    "cancel": asyncio.CancelledError,
+    "generator_exit": GeneratorExit,
+}
+CANCELLED = asyncio.Event()
+
+
+class CounterSchema(Schema):
+    name = fields.String(required=True)
+    value = fields.Integer(required=True)
+
+
+async def counter(request):
+    return ok_response(request, {"name": request.match_info["name"], "value": 1})
+
+
+async def escape(request):
+    raise ESCAPES[request.match_info["kind"]]("secret-looking text from the plugin")
+
+
+async def hang(request):
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        CANCELLED.set()
+        raise
+
+
+async def swallow(request):
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.5)
+    return ok_response(request, "too late")
+
+
+@hookimpl
+def register_routes(app):
+    app.router.add_get("/v1/counters/{name}", counter)
+    describe_route(
+        app,
+        "GET",
+        "/v1/counters/{name}",
+        {"summary": "one counter", "description": "read without counting"},
+        data=CounterSchema,
+        error_statuses=[404],
+    )
+    app.router.add_post("/v1/escape/{kind}", escape)
+    app.router.add_get("/v1/hang", hang)
+    app.router.add_get("/v1/swallow", swallow)
+"""
+
+TRACE = "trace-of-a-plugin-route"
+
+
+@pytest.fixture
+async def client(tmp_path, monkeypatch, make_client):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_distribution(
+        tmp_path, "lowcode-routes", "routes_plugin", ROUTES_PLUGIN, "routes"
+    )
+    yield await make_client(request_timeout_ms=300)
+    sys.modules.pop("routes_plugin", None)
+
+
+async def openapi(client) -> dict:
+    document = await (await client.get("/openapi.json")).json()
+    validate(document)
+    return document
+
+
+async def test_a_described_plugin_route_is_in_the_document_as_described(client):
+    document = await openapi(client)
+
+    operation = document["paths"]["/v1/counters/{name}"]["get"]
+    assert operation["summary"] == "one counter"
+    assert operation["description"] == "read without counting"
+    assert operation["tags"] == ["lowcode-routes"]
+    assert operation["security"] == [{"bearer": []}]
+    assert operation["parameters"] == [
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["allOf"][1]["properties"]["data"] == {
+        "$ref": "#/components/schemas/Counter"
+    }
+    counter = document["components"]["schemas"]["Counter"]
+    assert counter["properties"]["value"]["type"] == "integer"
+    assert set(operation["responses"]) == {
+        "200",
+        "401",
+        "403",
+        "404",
+        "429",
+        "500",
+        "504",
+    }
+
+
+async def test_an_undescribed_plugin_route_is_in_the_document_with_what_every_route_has(
+    client,
+):
+    document = await openapi(client)
+
+    operation = document["paths"]["/v1/escape/{kind}"]["post"]
+    assert operation["tags"] == ["lowcode-routes"]
+    assert "lowcode-routes" in operation["summary"]
+    assert operation["security"] == [{"bearer": []}]
+    assert [p["name"] for p in operation["parameters"]] == ["kind"]
+    assert set(operation["responses"]) == {"200", "401", "403", "429", "500", "504"}
+    assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorEnvelope"
+    }
+    # aiohttp's HEAD twin of a GET is not a route of its own.
+    assert set(document["paths"]["/v1/hang"]) == {"get"}
+
+
+async def test_the_db_status_route_is_described_by_the_db_plugin(make_client):
+    document = await openapi(await make_client())
+
+    operation = document["paths"]["/preview/status/{projectId}"]["get"]
+    assert "db plugin" in operation["summary"]
+    assert {"400", "409", "503"} <= set(operation["responses"])
+    status = document["components"]["schemas"]["PreviewStatus"]
+    assert status["properties"]["status"]["enum"] == [
+        "absent",
+        "ready",
+        "blocked",
+        "failed",
+    ]
+
+
+async def test_without_the_db_plugin_its_route_is_not_in_the_document(make_client):
+    document = await openapi(await make_client(load_entry_points=False))
+    assert "/preview/status/{projectId}" not in document["paths"]
+
+
+@pytest.mark.parametrize(
+    "kind,raised",
+    [
+        ("interrupt", "KeyboardInterrupt"),
+        ("exit", "SystemExit"),
+        ("cancel", "CancelledError"),
+        ("generator_exit", "GeneratorExit"),
+    ],
+)
+async def test_a_plugin_route_raising_a_base_exception_gets_internal_and_the_service_lives_on(
+    client, logs, kind, raised
+):
+    response = await client.post(
+        f"/v1/escape/{kind}", headers={**AUTH, "x-trace-id": TRACE}
+    )
+    body = await response.json()
+
+    assert response.status == 500
+    assert body["error"] == {"code": "INTERNAL", "message": "internal error"}
+    assert body["meta"]["traceId"] == TRACE
+    assert "secret-looking" not in json.dumps(body)
+    [logged] = [r for r in logs.records() if "exception" in r]
+    assert logged["traceId"] == TRACE and logged["plugin"] == "lowcode-routes"
+    assert "lowcode-routes 1.2.3 (route POST /v1/escape/{kind})" in logged["message"]
+    assert raised in logged["exception"] and "in escape" in logged["exception"]
+
+    following = await client.get("/v1/counters/c", headers=AUTH)
+    assert following.status == 200
+    assert (await following.json())["data"] == {"name": "c", "value": 1}
+
+
+async def test_a_plugin_route_past_the_deadline_is_still_cancelled(client):
+    response = await client.get("/v1/hang", headers=AUTH)
+
+    assert response.status == 504
+    assert (await response.json())["error"]["code"] == "TIMEOUT"
+    cancelled = sys.modules["routes_plugin"].CANCELLED
+    await asyncio.wait_for(cancelled.wait(), 2)
+
+
+async def test_a_plugin_route_swallowing_its_cancellation_gets_504_at_the_deadline(
+    client,
+):
+    sent = time.monotonic()
+    response = await client.get("/v1/swallow", headers=AUTH)
+
+    assert response.status == 504
+    assert time.monotonic() - sent < 0.5 + 0.3, "answered at the deadline, not after"
+
+
+class BadlyDescribed:
+    @hookimpl
+    def register_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/bad", self.route)
+        describe_route(app, "GET", "/v1/bad", {"parameters": 7})
+
+    async def route(self, request: web.Request) -> web.Response:
+        return web.json_response({})
+
+
+async def test_a_bad_description_lists_the_route_undescribed_and_is_logged(
+    make_client, logs
+):
+    client = await make_client(
+        extra_plugins=(("bad", BadlyDescribed()),), load_entry_points=False
+    )
+    document = await openapi(client)
+
+    assert set(document["paths"]["/v1/bad"]["get"]["responses"]) >= {"200", "401"}
+    [logged] = logs.events("plugin.bad_openapi")
+    assert "route GET /v1/bad" in logged["message"]
+
+
+def test_describing_a_route_that_was_not_added_says_what_to_do():
+    app = web.Application()
+    app.router.add_get("/v1/things/{id:[0-9]+}", BadlyDescribed().route)
+    describe_route(app, "get", "/v1/things/{id}", {"summary": "a thing"})
+
+    with pytest.raises(ValueError, match="no route POST /v1/things/{id}; add it"):
+        describe_route(app, "POST", "/v1/things/{id}")
+    with pytest.raises(TypeError, match="operation is a list"):
+        describe_route(app, "GET", "/v1/things/{id}", ["summary"])  # type: ignore[arg-type]
