@@ -59,7 +59,7 @@ async def swallow(request):
     try:
         await asyncio.sleep(30)
     except asyncio.CancelledError:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
     return ok_response(request, "too late")
 
 
@@ -211,7 +211,9 @@ async def test_a_plugin_route_swallowing_its_cancellation_gets_504_at_the_deadli
     response = await client.get("/v1/swallow", headers=AUTH)
 
     assert response.status == 504
-    assert time.monotonic() - sent < 0.5 + 0.3, "answered at the deadline, not after"
+    assert time.monotonic() - sent < 1.5, (
+        "answered at the deadline, not after the handler"
+    )
 
 
 class BadlyDescribed:
