@@ -17,7 +17,7 @@ from lowcode_runtime import envelope, errors, events, metrics
 from lowcode_runtime.handler_tasks import await_handler
 from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
-from lowcode_runtime.logs import logger
+from lowcode_runtime.logs import debug_enabled, logger
 from lowcode_runtime.middleware import DEADLINE
 from lowcode_runtime.requests import read_json_object
 from lowcode_runtime.types import Call, DataSourceType, Result
@@ -221,9 +221,10 @@ async def run_call(request: web.Request, call: Call, started: float) -> web.Resp
     hooks = request.app[PLUGIN_MANAGER].hook
     registered = request.app[TYPE_REGISTRY][call.type]
     meta = request[envelope.CALL_META]
-    logger.bind(event=events.CALL_START, projectId=call.project_id, **meta).debug(
-        f"{call.type}.{call.operation} {call.name!r} started"
-    )
+    if debug_enabled():
+        logger.bind(event=events.CALL_START, projectId=call.project_id, **meta).debug(
+            f"{call.type}.{call.operation} {call.name!r} started"
+        )
     hooks.datasource_call_started(call=call)
     error: errors.RuntimeBackendError | None = None
 
@@ -307,14 +308,24 @@ def _record(
     metrics.CALLS.labels(*labels).inc()
     metrics.CALL_DURATION.labels(*labels).observe(duration_ms / 1000)
 
-    log = logger.bind(
-        projectId=project_id, durationMs=duration_ms, status=outcome, **meta
-    )
     what = f"{meta['type']}.{meta['operation']} {meta['dataSource']!r}"
     if error is None:
-        log.bind(event=events.CALL_SUCCESS, httpStatus=200).info(f"{what} succeeded")
+        logger.bind(
+            event=events.CALL_SUCCESS,
+            projectId=project_id,
+            durationMs=duration_ms,
+            status=outcome,
+            **meta,
+            httpStatus=200,
+        ).info(f"{what} succeeded")
     else:
-        log.bind(
-            event=events.CALL_ERROR, httpStatus=error.status, errorCode=error.code
+        logger.bind(
+            event=events.CALL_ERROR,
+            projectId=project_id,
+            durationMs=duration_ms,
+            status=outcome,
+            **meta,
+            httpStatus=error.status,
+            errorCode=error.code,
         ).warning(f"{what} failed: {error.code}: {error.message}")
     return duration_ms

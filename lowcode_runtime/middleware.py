@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from lowcode_runtime import context, envelope, errors, events, metrics
 from lowcode_runtime.error_answer import error_answer
 from lowcode_runtime.keys import RATE_LIMITER, SETTINGS
-from lowcode_runtime.logs import logger
+from lowcode_runtime.logs import debug_enabled, logger
 from lowcode_runtime.types import Deadline
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,13 +74,16 @@ async def trace_middleware(
     metrics.HTTP_REQUESTS.labels(
         _method_label(request), _route_label(request), response.status
     ).inc()
-    logger.bind(
-        event=events.HTTP_REQUEST,
-        method=request.method,
-        path=request.path,
-        httpStatus=response.status,
-        durationMs=round((time.monotonic() - request[envelope.STARTED_AT]) * 1000, 3),
-    ).debug(f"{request.method} {request.path} {response.status}")
+    if debug_enabled():
+        logger.bind(
+            event=events.HTTP_REQUEST,
+            method=request.method,
+            path=request.path,
+            httpStatus=response.status,
+            durationMs=round(
+                (time.monotonic() - request[envelope.STARTED_AT]) * 1000, 3
+            ),
+        ).debug(f"{request.method} {request.path} {response.status}")
     return response
 
 
