@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import orjson
 from aiohttp import web
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
@@ -68,6 +69,18 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
         raise errors.ValidationFailed.from_messages(e.messages, prefix) from None
 
 
+def canonical_json(value: Any) -> bytes | str:
+    """One text per value (keys sorted): orjson's, or the standard library's where it fails.
+
+    Either is valid JSON, and a JSON text reads back as one value only, so equal keys mean
+    equal definitions, whichever wrote them.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 MAX_CACHED_DEFINITION = 64 * 1024
 """Larger definitions are validated on every call, so the cache stays a few dozen MiB at most."""
 
@@ -81,7 +94,9 @@ class DefinitionCache:
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, bytes | str], dict[str, Any]] = (
+            OrderedDict()
+        )
 
     def load(
         self,
@@ -90,7 +105,7 @@ class DefinitionCache:
         raw: dict[str, Any],
         problems: list[dict[str, str]],
     ) -> dict[str, Any]:
-        key = (type_name, json.dumps(raw, sort_keys=True, separators=(",", ":")))
+        key = (type_name, canonical_json(raw))
         loaded = self._entries.get(key)
         if loaded is not None:
             self._entries.move_to_end(key)
@@ -131,10 +146,42 @@ def _note_call_meta(request: web.Request, body: dict[str, Any]) -> None:
         }
 
 
+_BODY_KEYS = frozenset(ExecuteRequestSchema().fields)
+
+
+def _short_text(value: Any, longest: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= longest
+
+
+def plainly_valid(body: dict[str, Any]) -> dict[str, Any] | None:
+    """What :class:`ExecuteRequestSchema` loads from a body it plainly accepts, else None.
+
+    Nearly every body is such a one; for them this skips the schema's machinery (a tenth of
+    a warm call). Any other body goes through the schema, which says what is wrong. A test
+    holds the two to the same answers.
+    """
+    source = body.get("dataSource")
+    params = body.get("params", {})
+    if (
+        body.keys() <= _BODY_KEYS
+        and isinstance(source, dict)
+        and _short_text(source.get("type"), 100)
+        and _short_text(source.get("name"), 200)
+        and _short_text(body.get("operation"), 100)
+        and isinstance(params, dict)
+    ):
+        return {
+            "dataSource": dict(source),
+            "operation": body["operation"],
+            "params": dict(params),
+        }
+    return None
+
+
 def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> Call:
     """Validate the body, the definition and the params; the call a handler will receive."""
     try:
-        loaded = _load(_execute_schema, body, "")
+        loaded = plainly_valid(body) or _load(_execute_schema, body, "")
     except errors.ValidationFailed:
         _note_call_meta(request, body)
         raise
