@@ -18,6 +18,7 @@ MAX_DEPTH = 64
 
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 """19 digits in a row may be an integer orjson cannot hold (past 64 bits)."""
+_DIGITS = b"0123456789"
 
 
 def _reject_constant(name: str) -> Any:
@@ -39,7 +40,9 @@ def parse_strict_json(raw: bytes) -> Any:
     # more (numbers that overflow a float), and it turns integers past 64 bits into floats.
     # Such a body (and any it refuses) goes to the standard library, which says exactly
     # what is wrong and keeps every integer.
-    if _LONG_NUMBER.search(raw) is None:
+    if len(raw.translate(None, _DIGITS)) > len(raw) - 19 or not _LONG_NUMBER.search(
+        raw
+    ):
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:

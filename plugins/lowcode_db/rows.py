@@ -60,11 +60,13 @@ def row_to_json(
     out: dict[str, Any] = {}
     for name, kind, value in zip(names, types, row, strict=False):
         cls = type(value)
-        # What to_json gives back unchanged, without its chain of checks: most columns.
+        # What to_json gives back unchanged or as text, without its chain of checks.
         if cls is str or value is None or cls is bool:
             out[name] = value
         elif cls is int and -SAFE_INTEGER <= value <= SAFE_INTEGER:
             out[name] = value
+        elif cls is decimal.Decimal and value.is_finite():
+            out[name] = str(value)
         else:
             out[name] = to_json(kind, value)
     return out
