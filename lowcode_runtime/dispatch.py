@@ -352,8 +352,8 @@ def _record(
     duration_ms = round((time.monotonic() - started) * 1000, 3)
     outcome = "error" if error else "success"
     labels = (*_known_labels(registry, meta), outcome)
-    metrics.CALLS.labels(*labels).inc()
-    metrics.CALL_DURATION.labels(*labels).observe(duration_ms / 1000)
+    metrics.child(metrics.CALLS, *labels).inc()
+    metrics.child(metrics.CALL_DURATION, *labels).observe(duration_ms / 1000)
 
     what = f"{meta['type']}.{meta['operation']} {meta['dataSource']!r}"
     if error is None:

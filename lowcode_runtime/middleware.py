@@ -71,8 +71,11 @@ async def trace_middleware(
     response.headers["x-trace-id"] = trace_id
     response.headers["x-request-id"] = request_id
     response.headers.update(request[EXTRA_HEADERS])
-    metrics.HTTP_REQUESTS.labels(
-        _method_label(request), _route_label(request), response.status
+    metrics.child(
+        metrics.HTTP_REQUESTS,
+        _method_label(request),
+        _route_label(request),
+        response.status,
     ).inc()
     if debug_enabled():
         logger.bind(
