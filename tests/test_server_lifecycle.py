@@ -78,9 +78,6 @@ async def test_sigterm_lets_an_in_flight_call_finish_then_exits_0(
     assert time.monotonic() - sent_at < 10
     stopping = service.events("service.stopping")
     assert len(stopping) == int(workers)
-    # One process and gunicorn's workers alike serve on uvloop's event loop.
-    started = [e for e in service.events("service.started") if "eventLoop" in e]
-    assert [e["eventLoop"] for e in started] == ["uvloop"] * int(workers)
     assert [r["exitCode"] for r in service.events("service.stopped")] == [0]
 
 
