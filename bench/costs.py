@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import uvloop
 from aiocache import Cache
 from aiohttp.test_utils import make_mocked_request
 
@@ -270,7 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--loops", type=int, default=2000)
     args = parser.parse_args()
-    print(report(uvloop.run(measure(args.loops))))
+    print(report(asyncio.run(measure(args.loops))))
 
 
 if __name__ == "__main__":
