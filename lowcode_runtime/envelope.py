@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from lowcode_runtime.errors import RuntimeBackendError
@@ -17,8 +19,57 @@ REQUEST_ID = web.RequestKey("request_id", str)
 CALL_META = web.RequestKey("call_meta", dict)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_STDLIB_TYPES_ONLY = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _stdlib_dumps(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode()
+
+
+def encode(value: Any) -> bytes:
+    """The body of an answer: compact UTF-8 JSON, with the standard library's rules.
+
+    orjson writes it about ten times faster, but where the two differ the standard library's
+    answer stands: an integer past 64 bits or a lone surrogate (orjson refuses them), and a
+    NaN or infinite float, which orjson would write as ``null`` and the standard library
+    refuses (a plugin's fault, answered 500). Only a body holding ``null`` can hide one.
+    Subclasses, dates and dataclasses go to the standard library too (which refuses the
+    last two); a uuid or an enum member is the one thing orjson writes that it would refuse.
+    """
+    try:
+        body = orjson.dumps(value, option=_STDLIB_TYPES_ONLY)
+    except TypeError:
+        return _stdlib_dumps(value)
+    if b"null" in body and _holds_non_finite(value):
+        return _stdlib_dumps(value)
+    return body
+
+
+def _holds_non_finite(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return True
+    return False
+
+
+def json_answer(value: Any, status: int) -> web.Response:
+    return web.Response(
+        body=encode(value),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def base_meta(request: web.Request) -> dict[str, Any]:
@@ -48,7 +99,7 @@ def ok_response(
     status: int = 200,
 ) -> web.Response:
     body = {"ok": True, "data": data, "meta": _merged_meta(request, meta)}
-    return web.json_response(body, status=status, dumps=_dumps)
+    return json_answer(body, status)
 
 
 def error_response(request: web.Request, error: RuntimeBackendError) -> web.Response:
@@ -58,4 +109,4 @@ def error_response(request: web.Request, error: RuntimeBackendError) -> web.Resp
         "error": error.to_dict(),
         "meta": _merged_meta(request, error.meta),
     }
-    return web.json_response(body, status=error.status, dumps=_dumps)
+    return json_answer(body, error.status)

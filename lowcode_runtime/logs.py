@@ -14,11 +14,12 @@ import traceback
 from datetime import UTC
 from typing import Any, TextIO
 
+import orjson
 from loguru import logger
 
 from lowcode_runtime import events
 from lowcode_runtime.context import current_request_id, current_trace_id
-from lowcode_runtime.masking import mask
+from lowcode_runtime.masking import mask, needs_masking
 
 _LEVELS = {
     "trace": "TRACE",
@@ -57,9 +58,46 @@ def _json_line(record: Any, masked: bool) -> str:
         line["exception"] = "".join(
             traceback.format_exception(exc.type, exc.value, exc.traceback)
         )
-    return json.dumps(
-        _masked(line) if masked else line, default=str, ensure_ascii=False
-    )
+    if masked and not _plainly_clean(line):
+        line = _masked(line)
+    return _dumps(line)
+
+
+def _dumps(line: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(line, default=str).decode()
+    except TypeError:
+        # What orjson refuses (a lone surrogate, an integer past 64 bits) the standard
+        # library still writes.
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+_PLAIN = (int, float, type(None))
+
+
+def _plainly_clean(line: dict[str, Any]) -> bool:
+    """True when the line is plain JSON values and no text in it needs masking.
+
+    Most lines hold nothing to mask: their texts are scanned once, joined, instead of each
+    being masked. Anything else (an object to turn into text, a possible secret) goes the
+    slow way, through :func:`_masked`.
+    """
+    texts: list[str] = []
+    pending: list[Any] = [line]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
+                return False
+            texts.extend(value)  # keys are texts to mask too
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif not isinstance(value, _PLAIN):
+            return False
+    return not needs_masking("\n".join(texts))
 
 
 def _masked(value: Any) -> Any:
@@ -121,10 +159,20 @@ class StdlibToLoguru(logging.Handler):
         ).opt(exception=exception).log(level, record.getMessage())
 
 
+_debug_enabled = True  # loguru's own default sink writes debug lines
+
+
+def debug_enabled() -> bool:
+    """Whether debug lines are written; hot paths skip building the ones that would not be."""
+    return _debug_enabled
+
+
 def setup_logging(
     level: str = "info", fmt: str = "json", stream: TextIO | None = None
 ) -> None:
     """Route every line, loguru's and the stdlib's, to one masked sink."""
+    global _debug_enabled
+    _debug_enabled = level in ("trace", "debug")
     logging.basicConfig(handlers=[StdlibToLoguru()], level=logging.WARNING, force=True)
     logger.remove()
     logger.configure(patcher=_add_trace_fields)
@@ -141,4 +189,4 @@ def setup_logging(
         )
 
 
-__all__ = ["StdlibToLoguru", "logger", "setup_logging"]
+__all__ = ["StdlibToLoguru", "debug_enabled", "logger", "setup_logging"]

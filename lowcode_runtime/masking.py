@@ -16,9 +16,20 @@ MAX_REGISTERED = 10_000
 # rest plugin's exact-match redaction, which knows the request's own secrets.
 MIN_SECRET_LENGTH = 4
 
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_DSN_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)")
-_PASSWORD_PARAM = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\S+)")
+_BEARER_SOURCE = r"\b(bearer\s+)[A-Za-z0-9._~+/=-]+"
+_DSN_PASSWORD_SOURCE = r"\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)"
+_PASSWORD_PARAM_SOURCE = r"\b(password\s*=\s*)('[^']*'|\S+)"
+_BEARER = re.compile(_BEARER_SOURCE, re.IGNORECASE)
+_DSN_PASSWORD = re.compile(_DSN_PASSWORD_SOURCE, re.IGNORECASE)
+_PASSWORD_PARAM = re.compile(_PASSWORD_PARAM_SOURCE, re.IGNORECASE)
+# All three in one scan, after a cheaper look for the words each needs: most texts hold none.
+_ANY_PATTERN = re.compile(
+    "|".join(
+        f"(?:{source})"
+        for source in (_BEARER_SOURCE, _DSN_PASSWORD_SOURCE, _PASSWORD_PARAM_SOURCE)
+    ),
+    re.IGNORECASE,
+)
 
 
 class SecretRegistry:
@@ -71,6 +82,22 @@ def mask_registered(text: str) -> str:
     """Replace only the registered secret values (for upstream bodies echoed to a caller)."""
     pattern = secrets.pattern()
     return pattern.sub(MASK, text) if pattern else text
+
+
+def needs_masking(text: str) -> bool:
+    """Whether :func:`mask` could change ``text``: one scan for any of its patterns.
+
+    Texts joined by a newline may be scanned at once: a match inside one of them is still a
+    match in the joined text (a newline ends a word, as the end of a text does), so a False
+    answer holds for each of them.
+    """
+    folded = text.casefold()  # as IGNORECASE matches: "ſ" is an "s" to it
+    if ("bearer" in folded or "password" in folded or "://" in text) and (
+        _ANY_PATTERN.search(text)
+    ):
+        return True
+    pattern = secrets.pattern()
+    return pattern is not None and pattern.search(text) is not None
 
 
 def mask(text: str) -> str:

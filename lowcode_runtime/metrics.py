@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,6 +13,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -48,6 +50,22 @@ SECRETS_CACHE = Counter(
     ["result"],
     registry=REGISTRY,
 )
+
+
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def child(metric: MetricWrapperBase, *labels: object) -> Any:
+    """``metric.labels(*labels)``, looked up once per process and label set.
+
+    ``labels()`` turns each label into text and takes a lock on every call; the label sets
+    are few (types, operations, routes and statuses are bounded), so they are kept.
+    """
+    key = (id(metric), *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
 
 
 def enable_multiprocess(directory: str) -> None:

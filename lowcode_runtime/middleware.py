@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from lowcode_runtime import context, envelope, errors, events, metrics
 from lowcode_runtime.error_answer import error_answer
 from lowcode_runtime.keys import RATE_LIMITER, SETTINGS
-from lowcode_runtime.logs import logger
+from lowcode_runtime.logs import debug_enabled, logger
 from lowcode_runtime.types import Deadline
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,16 +71,22 @@ async def trace_middleware(
     response.headers["x-trace-id"] = trace_id
     response.headers["x-request-id"] = request_id
     response.headers.update(request[EXTRA_HEADERS])
-    metrics.HTTP_REQUESTS.labels(
-        _method_label(request), _route_label(request), response.status
+    metrics.child(
+        metrics.HTTP_REQUESTS,
+        _method_label(request),
+        _route_label(request),
+        response.status,
     ).inc()
-    logger.bind(
-        event=events.HTTP_REQUEST,
-        method=request.method,
-        path=request.path,
-        httpStatus=response.status,
-        durationMs=round((time.monotonic() - request[envelope.STARTED_AT]) * 1000, 3),
-    ).debug(f"{request.method} {request.path} {response.status}")
+    if debug_enabled():
+        logger.bind(
+            event=events.HTTP_REQUEST,
+            method=request.method,
+            path=request.path,
+            httpStatus=response.status,
+            durationMs=round(
+                (time.monotonic() - request[envelope.STARTED_AT]) * 1000, 3
+            ),
+        ).debug(f"{request.method} {request.path} {response.status}")
     return response
 
 

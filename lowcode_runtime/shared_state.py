@@ -15,7 +15,8 @@ from aiocache.serializers import JsonSerializer
 def make_cache(redis_url: str | None, namespace: str) -> Cache:
     """An aiocache cache under ``namespace``: Redis when a URL is given, else memory."""
     if not redis_url:
-        return Cache(Cache.MEMORY, namespace=namespace)
+        # No time limit in memory: aiocache's would wrap each call in a task of its own.
+        return Cache(Cache.MEMORY, namespace=namespace, timeout=None)
 
     parts = urlsplit(redis_url)
     db = int(parts.path.lstrip("/") or 0)

@@ -196,3 +196,28 @@ def test_migrate_with_a_database_url_that_does_not_parse_exits_1(tmp_path):
         assert result.returncode == 1, result
         assert "DATABASE_URL" in result.stderr
         assert "pw-not-to-leak" not in result.stdout + result.stderr
+
+
+async def test_callers_waiting_for_a_connection_are_served_in_turn(database_url):
+    from lowcode_db.pool import Database
+
+    database = Database(database_url, 1)
+    await database.open()
+    turns: list[str] = []
+
+    async def caller(name: str) -> None:
+        async with database.session() as session:
+            turns.append(name)
+            await session.execute("SELECT 1")
+
+    try:
+        async with database.session():
+            waiting = [asyncio.create_task(caller(name)) for name in ("b", "c")]
+            await asyncio.sleep(0.05)
+            # A newcomer that runs while the connection is being handed back.
+            waiting.append(asyncio.create_task(caller("late")))
+        await asyncio.gather(*waiting)
+    finally:
+        await database.close()
+
+    assert turns == ["b", "c", "late"]

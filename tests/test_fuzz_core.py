@@ -12,10 +12,12 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from lowcode_runtime import errors
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
+from lowcode_runtime.dispatch import _execute_schema, plainly_valid
 from lowcode_runtime.plugins import build_plugin_manager
 from lowcode_runtime.requests import parse_strict_json
 from tests.conftest import TOKEN
@@ -137,3 +139,40 @@ def test_execute_answers_every_body_with_a_contract_code(server, body):
 def test_execute_answers_raw_bytes_without_a_fault(server, raw):
     status, answer = server.post(raw)
     assert status in (200, 400), answer
+
+
+def assert_loads_alike(body):
+    fast = plainly_valid(body) if isinstance(body, dict) else None
+    try:
+        expected = _execute_schema.load(body)
+    except ValidationError:
+        assert fast is None
+        return
+    assert fast is None or fast == expected
+
+
+@settings(max_examples=300)
+@given(bodies)
+def test_a_plainly_valid_body_loads_as_the_schema_loads_it(body):
+    assert_loads_alike(body)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"operation": "o" * 100},
+        {"operation": "o" * 101},
+        {"operation": ""},
+        {"dataSource": {"type": "t" * 100, "name": "n" * 200, "extra": [1]}},
+        {"dataSource": {"type": "t" * 101, "name": "n"}},
+        {"dataSource": {"type": "t", "name": "n" * 201}},
+        {"dataSource": {"type": "t"}},
+        {"dataSource": None},
+        {"params": None},
+        {"params": []},
+        {"unknown": 1},
+    ],
+)
+def test_plainly_valid_bodies_at_the_edges(change):
+    body = {"dataSource": {"type": "t", "name": "n"}, "operation": "o", **change}
+    assert_loads_alike(body)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from marshmallow import Schema
 from psycopg2 import sql
 
@@ -131,13 +132,28 @@ def build_table(definition: dict[str, Any]) -> Table:
         "shape": {k: definition.get(k, []) for k in ("table", "fields", "indexes")},
         "seeds": definition.get("seeds") or [],
     }
-    return _build(
-        json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-    )
+    return _build(_document_json(document))
+
+
+# Types orjson would write otherwise than ``default=str`` does go to the standard library.
+_STDLIB_TYPES = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _document_json(document: dict[str, Any]) -> bytes | str:
+    """Canonical JSON of the document; either text reads back as the same document."""
+    try:
+        return orjson.dumps(document, option=_STDLIB_TYPES)
+    except TypeError:
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
 
 
 @lru_cache(maxsize=512)
-def _build(document_json: str) -> Table:
+def _build(document_json: bytes | str) -> Table:
     document = json.loads(document_json)
     shape, seeds = document["shape"], document["seeds"]
     digest = checksum(shape)

@@ -118,6 +118,10 @@ class Database:
         self.dsn = make_dsn(url) if url else None
         self.pool_max = pool_max
         self.pool: aiopg.Pool | None = None
+        # First come, first served: aiopg's pool lets a newcomer take a connection that was
+        # released for a waiter, who waits again at the back (a p99 of 10x the median under
+        # load). Past this gate no caller ever waits inside the pool.
+        self._turns = asyncio.Semaphore(pool_max)
 
     async def open(self) -> None:
         """Create the pool; it connects on demand, so start-up never waits for the database."""
@@ -143,20 +147,39 @@ class Database:
         if self.pool is None:
             raise DbUnavailable("no preview database is configured (set DATABASE_URL)")
         try:
-            connection = await self.pool.acquire()
-        except (TimeoutError, psycopg2.Error, OSError) as e:
+            await self._take_turn()
+        except TimeoutError as e:
             self._unavailable(e)
             raise DbUnavailable() from e
 
         try:
-            yield Session(self, connection)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-            connection.close()
-            await self.pool.clear()
+            connection = await self._acquire()
+            try:
+                yield Session(self, connection)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+                connection.close()
+                await self.pool.clear()
+                self._unavailable(e)
+                raise DbUnavailable() from e
+            finally:
+                await self._release(connection)
+        finally:
+            self._turns.release()
+
+    async def _take_turn(self) -> None:
+        if not self._turns.locked():
+            await self._turns.acquire()  # free: returns without suspending
+            return
+        async with asyncio.timeout(ACQUIRE_TIMEOUT):
+            await self._turns.acquire()
+
+    async def _acquire(self) -> aiopg.Connection:
+        assert self.pool is not None
+        try:
+            return await self.pool.acquire()
+        except (TimeoutError, psycopg2.Error, OSError) as e:
             self._unavailable(e)
             raise DbUnavailable() from e
-        finally:
-            await self._release(connection)
 
     async def _release(self, connection: aiopg.Connection) -> None:
         if not connection.closed:

@@ -24,6 +24,23 @@ TOTAL = "__lowcode_total"
 ROW_NUMBER = "__lowcode_n"
 
 
+class Statement(sql.Composable):
+    """A statement sent again and again: rendered to text once, on its first execute.
+
+    psycopg2 renders a composed statement on every execute (quoting each identifier through
+    the connection); the pool's connections all quote alike, so the first text is kept.
+    """
+
+    def __init__(self, composed: sql.Composable) -> None:
+        super().__init__(composed)
+        self._text: str | None = None
+
+    def as_string(self, context: Any) -> str:
+        if self._text is None:
+            self._text = self._wrapped.as_string(context)
+        return self._text
+
+
 @dataclass
 class Query:
     """A statement, its parameters, and how to read its rows into the call's answer."""
@@ -116,13 +133,32 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
 
 def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
     problems = Problems()
-    condition, value = _id_condition(table, params["id"], problems)
+    value = _load_id(table, params["id"], problems)
     problems.raise_any()
-    names = list(table.names)
-    statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        _columns(names), qualified(schema, table.name), condition
-    )
-    return Query(statement, [value], names, "row")
+    return Query(_get_statement(schema, table), [value], list(table.names), "row")
+
+
+_GET_STATEMENTS: dict[tuple[str, str], Statement] = {}
+MAX_CACHED_STATEMENTS = 4096
+
+
+def _get_statement(schema: str, table: Table) -> Statement:
+    """A warm get sends the text built for the first one; the table's shape is its key."""
+    key = (schema, table.checksum)
+    statement = _GET_STATEMENTS.get(key)
+    if statement is None:
+        condition = sql.SQL("{} = {}").format(
+            sql.Identifier("id"), placeholder(table.id_type)
+        )
+        statement = Statement(
+            sql.SQL("SELECT {} FROM {} WHERE {}").format(
+                _columns(list(table.names)), qualified(schema, table.name), condition
+            )
+        )
+        if len(_GET_STATEMENTS) >= MAX_CACHED_STATEMENTS:
+            _GET_STATEMENTS.clear()
+        _GET_STATEMENTS[key] = statement
+    return statement
 
 
 def insert_statement(

@@ -57,7 +57,16 @@ def to_json(field_type: str, value: Any) -> Any:
 def row_to_json(
     names: Sequence[str], types: Sequence[str], row: Sequence[Any]
 ) -> dict[str, Any]:
-    return {
-        name: to_json(kind, value)
-        for name, kind, value in zip(names, types, row, strict=False)
-    }
+    out: dict[str, Any] = {}
+    for name, kind, value in zip(names, types, row, strict=False):
+        cls = type(value)
+        # What to_json gives back unchanged or as text, without its chain of checks.
+        if cls is str or value is None or cls is bool:
+            out[name] = value
+        elif cls is int and -SAFE_INTEGER <= value <= SAFE_INTEGER:
+            out[name] = value
+        elif cls is decimal.Decimal and value.is_finite():
+            out[name] = str(value)
+        else:
+            out[name] = to_json(kind, value)
+    return out

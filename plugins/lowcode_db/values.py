@@ -12,6 +12,7 @@ import decimal
 import math
 import re
 import uuid
+from functools import cache
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
@@ -216,7 +217,13 @@ def value_field(field_type: str, **kwargs: Any) -> fields.Field:
 
 def load_value(field_type: str, value: Any) -> Any:
     """Load one value of ``field_type`` (raises ValidationError)."""
-    return value_field(field_type).deserialize(value)
+    return _loader(field_type).deserialize(value)
+
+
+@cache
+def _loader(field_type: str) -> fields.Field:
+    """One field per type: a field holds no state between loads."""
+    return value_field(field_type)
 
 
 def values_schema(columns: dict[str, tuple[str, bool, bool]], partial: bool) -> Schema:

@@ -1,0 +1,276 @@
+"""What each per-call extra costs, in microseconds: each piece timed alone, in a loop.
+
+    python -m bench.costs [--loops N]
+
+The pieces are the production functions, called as a warm ``db`` call calls them (the same
+body, definition and rows as a get by id and a list of 50). Each is run ``loops`` times, five
+times over; the fastest of the five is kept, since other work on the machine only ever adds.
+Where a piece has a fast path and a fallback, both are timed (``before`` is the standard
+library's way, which the fast path replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import decimal
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiocache import Cache
+from aiohttp.test_utils import make_mocked_request
+
+from lowcode_db.model import build_table
+from lowcode_db.queries import BUILDERS, Query, read_rows
+from lowcode_db.schema import DefinitionSchema, operation_schemas
+from lowcode_runtime import context, dispatch, envelope, metrics, middleware
+from lowcode_runtime.logs import logger, setup_logging
+from lowcode_runtime.masking import mask
+from lowcode_runtime.ratelimit import RateLimiter
+from lowcode_runtime.requests import _parse_with_stdlib, parse_strict_json
+from lowcode_runtime.shared_state import make_cache
+from lowcode_runtime.types import DataSourceType, Deadline, Result
+
+TOKEN = "costs-token-0123456789abcdefghijkl"
+DEFINITION = {
+    "type": "db",
+    "name": "items",
+    "table": "items",
+    "fields": [
+        {"name": "title", "type": "string", "required": True},
+        {"name": "price", "type": "decimal", "default": 0},
+    ],
+}
+GET_BODY = {"dataSource": DEFINITION, "operation": "get", "params": {"id": 42}}
+LIST_BODY = {"dataSource": DEFINITION, "operation": "list", "params": {"limit": 50}}
+ROWS = [
+    (i, f"item {i}", decimal.Decimal(i) * decimal.Decimal("1.5")) for i in range(51)
+]
+META = {"dataSource": "items", "type": "db", "operation": "get"}
+
+
+def timed(fn: Callable[[], Any], loops: int) -> float:
+    """Microseconds per call of ``fn``: the fastest of five runs of ``loops`` calls."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        best = min(best, time.perf_counter() - started)
+    return best / loops * 1e6
+
+
+async def timed_async(fn: Callable[[], Awaitable[Any]], loops: int) -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(loops):
+            await fn()
+        best = min(best, time.perf_counter() - started)
+    return best / loops * 1e6
+
+
+def _old_log_line(record_extra: dict[str, Any]) -> str:
+    """The line as it was written before: each string masked, then the standard library."""
+
+    def masked(value: Any) -> Any:
+        if isinstance(value, str):
+            return mask(value)
+        if isinstance(value, dict):
+            return {mask(str(k)): masked(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(masked(record_extra), default=str, ensure_ascii=False)
+
+
+async def measure(loops: int) -> list[tuple[str, float, str]]:
+    results: list[tuple[str, float, str]] = []
+
+    def add(name: str, micros: float, note: str = "") -> None:
+        results.append((name, micros, note))
+
+    # Ids and auth, as the tracing and security middlewares do them.
+    add(
+        "trace: accept x-trace-id + new request id",
+        timed(lambda: (context.accept_trace_id("abc-123"), context.new_id()), loops),
+    )
+    request = make_mocked_request(
+        "POST",
+        "/v1/projects/bench/datasources/execute",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    add(
+        "auth: bearer check",
+        timed(lambda: middleware._authenticate(request, TOKEN), loops),
+    )
+
+    limiter = RateLimiter(make_cache(None, "costs"), 10**9, 60_000)
+    add(
+        "rate limit: one hit (in memory)",
+        await timed_async(lambda: limiter.hit("project:bench"), loops),
+    )
+    timed_out = RateLimiter(Cache(Cache.MEMORY, namespace="old"), 10**9, 60_000)
+    add(
+        "rate limit: one hit (aiocache's 5 s timeout)",
+        await timed_async(lambda: timed_out.hit("project:bench"), loops),
+        "before",
+    )
+
+    async def nothing() -> None:
+        return None
+
+    async def bounded() -> None:
+        deadline = Deadline.after(30.0)
+        async with asyncio.timeout_at(middleware._loop_time(deadline)):
+            await nothing()
+
+    add("deadline: timeout scope around the call", await timed_async(bounded, loops))
+
+    # Reading and validating the body.
+    raw = json.dumps(GET_BODY).encode()
+    add("body: parse (orjson)", timed(lambda: parse_strict_json(raw), loops))
+    add(
+        "body: parse (standard library)",
+        timed(lambda: _parse_with_stdlib(raw), loops),
+        "before",
+    )
+    add(
+        "body: request shape (plainly valid)",
+        timed(lambda: dispatch.plainly_valid(GET_BODY), loops),
+    )
+    add(
+        "body: request shape (marshmallow schema)",
+        timed(lambda: dispatch._execute_schema.load(GET_BODY), loops),
+        "before",
+    )
+
+    cache = dispatch.DefinitionCache()
+    ds_type = DataSourceType("db", DefinitionSchema(), operation_schemas(), _no_handler)
+    definition = {k: v for k, v in DEFINITION.items() if k not in ("type", "name")}
+    cache.load("db", ds_type, definition, [])
+    add(
+        "definition: warm cache lookup",
+        timed(lambda: cache.load("db", ds_type, definition, []), loops),
+    )
+    schemas = operation_schemas()
+    add(
+        "params: get schema load", timed(lambda: schemas["get"].load({"id": 42}), loops)
+    )
+    add(
+        "params: list schema load",
+        timed(lambda: schemas["list"].load({"limit": 50}), loops),
+    )
+
+    # The db plugin's own work around its one statement.
+    loaded = cache.load("db", ds_type, definition, [])
+    add(
+        "db: table + get statement",
+        timed(
+            lambda: BUILDERS["get"]("preview_bench", build_table(loaded), {"id": 42}),
+            loops,
+        ),
+    )
+    table = build_table(loaded)
+    list_query = BUILDERS["list"]("preview_bench", table, schemas["list"].load({}))
+    get_query: Query = BUILDERS["get"]("preview_bench", table, {"id": 42})
+    add(
+        "db: rows to JSON (get, 1 row)",
+        timed(lambda: read_rows(get_query, table, ROWS[:1]), loops),
+    )
+    add(
+        "db: rows to JSON (list, 50 rows)",
+        timed(lambda: read_rows(list_query, table, ROWS), loops),
+    )
+
+    # The answer.
+    get_data = read_rows(get_query, table, ROWS[:1])[0]
+    list_data, list_meta = read_rows(list_query, table, ROWS)
+    meta = {"traceId": "a" * 32, "requestId": "b" * 32, "durationMs": 1.234, **META}
+    get_answer = {"ok": True, "data": get_data, "meta": meta}
+    list_answer = {"ok": True, "data": list_data, "meta": {**meta, **list_meta}}
+    for name, answer in (("get", get_answer), ("list", list_answer)):
+        add(
+            f"envelope: encode {name} (orjson)",
+            timed(lambda answer=answer: envelope.encode(answer), loops),
+        )
+        add(
+            f"envelope: encode {name} (standard library)",
+            timed(lambda answer=answer: envelope._stdlib_dumps(answer), loops),
+            "before",
+        )
+
+    # The call's metrics and its success line.
+    labels = ("db", "get", "success")
+    add(
+        "metrics: call counter + duration + http counter",
+        timed(
+            lambda: (
+                metrics.child(metrics.CALLS, *labels).inc(),
+                metrics.child(metrics.CALL_DURATION, *labels).observe(0.0012),
+                metrics.child(
+                    metrics.HTTP_REQUESTS, "POST", dispatch.EXECUTE_PATH, 200
+                ).inc(),
+            ),
+            loops,
+        ),
+    )
+
+    stream = io.StringIO()
+    setup_logging("info", "json", stream=stream)
+    tokens = context.trace_id_var.set("a" * 32), context.request_id_var.set("b" * 32)
+
+    def log_line() -> None:
+        dispatch._record({}, "bench", META, None, time.monotonic())
+        stream.seek(0)
+        stream.truncate()
+
+    add(
+        "log: dataSource.call.success line (loguru + sink)",
+        timed(log_line, loops),
+        "metrics included",
+    )
+    extra = json.loads(stream.getvalue() or "{}")
+    dispatch._record({}, "bench", META, None, time.monotonic())
+    line = json.loads(stream.getvalue())
+    add(
+        "log: the same line's masking + encoding, before",
+        timed(lambda: _old_log_line(line), loops),
+        "before",
+    )
+    del extra
+    add(
+        "log: debug line skipped (debug off)",
+        timed(lambda: logger.debug("skipped"), loops),
+    )
+    context.trace_id_var.reset(tokens[0])
+    context.request_id_var.reset(tokens[1])
+    setup_logging("warning", "json")
+    await limiter.close()
+    await timed_out.close()
+    return results
+
+
+async def _no_handler(call: Any) -> Result:
+    return Result(None)
+
+
+def report(results: list[tuple[str, float, str]]) -> str:
+    width = max(len(name) for name, _, _ in results)
+    lines = [f"{'piece':<{width}}  {'us/call':>8}  note"]
+    for name, micros, note in results:
+        lines.append(f"{name:<{width}}  {micros:8.2f}  {note}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--loops", type=int, default=2000)
+    args = parser.parse_args()
+    print(report(asyncio.run(measure(args.loops))))
+
+
+if __name__ == "__main__":
+    main()
