@@ -6,11 +6,12 @@ import inspect
 from typing import Any
 
 import aiohttp_cors
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from lowcode_runtime import dispatch, keys, openapi, routes
+from lowcode_runtime import dispatch, events, keys, openapi, routes
 from lowcode_runtime.config import Settings
 from lowcode_runtime.handler_tasks import setup_handler_tasks
+from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import (
     deadline_middleware,
     error_middleware,
@@ -115,6 +116,13 @@ def setup_cors(app: web.Application, settings: Settings) -> None:
         app, defaults={origin: options for origin in settings.cors_origins}
     )
     for resource in list(app.router.resources()):
+        if any(route.method == hdrs.METH_ANY for route in resource):
+            # aiohttp-cors refuses a "*" route (it would have to own OPTIONS): the route
+            # answers every method itself, preflights included, without CORS headers.
+            logger.bind(event=events.CORS_SKIPPED, path=resource.canonical).debug(
+                f"no CORS for {resource.canonical}: it has a route for every method"
+            )
+            continue
         cors.add(resource)
 
 

@@ -16,6 +16,7 @@ LIBRARY_LOG = "library.log"
 CONFIG_WARNING = "service.config_warning"
 SERVICE_RESOURCE_FAILED = "service.resource_failed"
 COMMAND_FAILED = "service.command_failed"
+CORS_SKIPPED = "cors.skipped"
 
 PLUGIN_LOADED = "plugin.loaded"
 PLUGIN_LOAD_FAILED = "plugin.load_failed"

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from lowcode_runtime import describe_route, hookimpl
+from lowcode_runtime import describe_route, hookimpl, ok_response
 from tests.conftest import AUTH
 from tests.support import write_distribution
 
@@ -248,3 +248,25 @@ def test_describing_a_route_that_was_not_added_says_what_to_do():
         describe_route(app, "POST", "/v1/things/{id}")
     with pytest.raises(TypeError, match="operation is a list"):
         describe_route(app, "GET", "/v1/things/{id}", ["summary"])  # type: ignore[arg-type]
+
+
+class AnyMethod:
+    @hookimpl
+    def register_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/v1/probe/{kind}", self.route)
+
+    async def route(self, request: web.Request) -> web.Response:
+        return ok_response(request, request.method)
+
+
+async def test_a_route_for_every_method_is_served_without_cors(make_client, logs):
+    client = await make_client(
+        extra_plugins=(("any", AnyMethod()),), load_entry_points=False
+    )
+
+    for method in ("GET", "POST", "DELETE"):
+        response = await client.request(method, "/v1/probe/x", headers=AUTH)
+        assert response.status == 200
+        assert (await response.json())["data"] == method
+    [skipped] = logs.events("cors.skipped")
+    assert "/v1/probe/{kind}" in skipped["message"]
