@@ -25,9 +25,11 @@ from lowcode_runtime.plugin_routes import (
     plugin_route_middleware,
 )
 from lowcode_runtime.plugins import (
+    PluginError,
     PluginManager,
     build_plugin_manager,
     build_type_registry,
+    one_line_reason,
 )
 from lowcode_runtime.ratelimit import RateLimiter
 from lowcode_runtime.secrets import SecretsCache
@@ -133,8 +135,24 @@ async def _await_all(results: list[Any]) -> None:
 
 
 async def _start_plugins(app: web.Application) -> None:
+    """Each plugin's ``runtime_startup``, in pluggy's order; one that raises stops start-up.
+
+    A plugin that cannot open its resources must not serve half-working: the error names
+    it (``PluginError``, exit 1), its traceback is logged at debug level.
+    """
     pm = app[keys.PLUGIN_MANAGER]
-    await _await_all(pm.hook.runtime_startup(app=app, settings=app[keys.SETTINGS]))
+    for impl in reversed(pm.hook.runtime_startup.get_hookimpls()):
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+        caller = pm.subset_hook_caller("runtime_startup", remove_plugins=others)
+        try:
+            await _await_all(caller(app=app, settings=app[keys.SETTINGS]))
+        except Exception as e:
+            info = pm.info_for(impl.plugin)
+            logger.opt(exception=e).debug("traceback of the failed start-up")
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} ({info.name} {info.version}) failed to start, "
+                f"so the service does not serve: {one_line_reason(e)}"
+            ) from e
 
 
 async def _stop_plugins(app: web.Application) -> None:

@@ -14,10 +14,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from aiohttp import web
+
 from lowcode_runtime import __version__, events
 from lowcode_runtime.config import ConfigError, Settings, load_settings
 from lowcode_runtime.logs import logger, setup_logging
 from lowcode_runtime.masking import mask
+from lowcode_runtime.plugin_routes import add_plugin_routes
 from lowcode_runtime.plugins import (
     PluginError,
     PluginManager,
@@ -109,6 +112,8 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_plugins(args: argparse.Namespace) -> int:
     """Each installed type with its distribution; then each plugin that failed to load."""
     pm = args.plugin_manager
+    # Routes first: a plugin whose register_routes raises is skipped, types and all.
+    add_plugin_routes(web.Application(), pm)
     registry = build_type_registry(pm)
     rows: list[dict[str, Any]] = [
         {

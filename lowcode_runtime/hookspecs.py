@@ -62,6 +62,10 @@ def register_routes(app: web.Application) -> None:
     and lists each in ``GET /openapi.json``: describe one with
     ``lowcode_runtime.describe_route`` right after adding it. Answer with
     ``lowcode_runtime.ok_response(request, data)``.
+
+    If it raises, the plugin is skipped (`plugin.load_failed`, listed as failed by the
+    `plugins` command) with its types, and the routes it added before answer `NOT_FOUND`:
+    aiohttp cannot remove a route, so they stay in the router, fenced off.
     """
 
 
@@ -95,6 +99,9 @@ def runtime_startup(app: web.Application, settings: Settings) -> Awaitable[None]
     """Called as the server starts; open the plugin's resources and keep them under an AppKey.
 
     Pools and clients belong here (the graphql example opens its ``OutboundClient``).
+
+    If it raises, start-up stops with exit code 1 and one line (`plugin.refused`) naming the
+    plugin and the reason: a plugin that cannot open its resources must not serve half-working.
     """
 
 

@@ -15,9 +15,11 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema
 
+from lowcode_runtime import errors
 from lowcode_runtime.handler_tasks import await_contained
+from lowcode_runtime.keys import TYPE_REGISTRY
 from lowcode_runtime.middleware import Handler
-from lowcode_runtime.plugins import PluginManager
+from lowcode_runtime.plugins import PluginManager, one_line_reason, skip_plugin
 from lowcode_runtime.types import PluginInfo
 
 
@@ -45,6 +47,12 @@ class PluginRoute:
 
 PLUGIN_ROUTES = web.AppKey("plugin_routes", dict)
 """Each route a plugin added (aiohttp's route object) -> its :class:`PluginRoute`."""
+
+FENCED_ROUTES = web.AppKey("fenced_routes", set)
+"""Routes added by a plugin whose ``register_routes`` then raised: they answer NOT_FOUND.
+
+aiohttp's router has no public way to remove a route, so they stay in it, fenced off.
+"""
 
 ROUTE_DESCRIPTIONS = web.AppKey("route_descriptions", dict)
 """``(method, path)`` -> the :class:`RouteDescription` a plugin gave."""
@@ -92,15 +100,31 @@ def add_plugin_routes(app: web.Application, pm: PluginManager) -> None:
     app[PLUGIN_ROUTES] = owned
     app.setdefault(ROUTE_DESCRIPTIONS, {})
 
+    fenced: set[web.AbstractRoute] = set()
+    app[FENCED_ROUTES] = fenced
+
     for impl in reversed(pm.hook.register_routes.get_hookimpls()):
         others = [p for p in pm.get_plugins() if p is not impl.plugin]
         before = set(app.router.routes())
-        pm.subset_hook_caller("register_routes", remove_plugins=others)(app=app)
-
         info = pm.info_for(impl.plugin)
+        try:
+            pm.subset_hook_caller("register_routes", remove_plugins=others)(app=app)
+        except Exception as e:
+            fenced.update(set(app.router.routes()) - before)
+            _drop_types(app, impl.plugin_name)
+            skip_plugin(pm, impl.plugin_name, info, one_line_reason(e), e)
+            continue
+
         for route in app.router.routes():
             if route not in before and route.resource is not None:
                 owned[route] = PluginRoute(route.method, route.resource.canonical, info)
+
+
+def _drop_types(app: web.Application, entry_point: str) -> None:
+    """A plugin skipped after its types were gathered serves none of them."""
+    registry = app.get(TYPE_REGISTRY, {})
+    for name in [n for n, r in registry.items() if r.entry_point == entry_point]:
+        del registry[name]
 
 
 @web.middleware
@@ -110,6 +134,8 @@ async def plugin_route_middleware(
     """A plugin's route runs guarded, as a dataSource handler does; the core's run as is."""
     route = request.app[PLUGIN_ROUTES].get(request.match_info.route)
     if route is None:
+        if request.match_info.route in request.app[FENCED_ROUTES]:
+            raise errors.NotFound(f"no route {request.method} {request.path}")
         return await handler(request)
     return await await_contained(
         request.app, lambda: handler(request), route.owner(), route.plugin.name

@@ -40,6 +40,7 @@ class PluginConflict(PluginError):
 class RegisteredType:
     type: DataSourceType
     plugin: PluginInfo
+    entry_point: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,6 @@ def build_type_registry(pm: PluginManager) -> dict[str, RegisteredType]:
                     f"dataSource type {ds_type.name!r} is claimed by both {other.name!r} "
                     f"and {info.name!r} ({impl.plugin_name}); uninstall one of them"
                 )
-            registry[ds_type.name] = RegisteredType(ds_type, info)
+            registry[ds_type.name] = RegisteredType(ds_type, info, impl.plugin_name)
 
     return registry

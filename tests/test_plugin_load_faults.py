@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from lowcode_runtime.plugins import build_plugin_manager, build_type_registry
-from tests.conftest import AUTH
+from tests.conftest import AUTH, TOKEN
+from tests.data.service import Service, clean_environ
 from tests.support import write_distribution
 
 HEADER = """
@@ -73,6 +74,14 @@ FAULTS = {
         "@hookimpl\ndef register_datasource_types():\n"
         "    return [typed('x', handler=lambda call: None)]\n",
         "the handler of dataSource type 'x' must be an async function",
+    ),
+    "routes_raise": (
+        "@hookimpl\ndef register_datasource_types():\n    return [typed('x')]\n"
+        "async def half(request):\n    return None\n"
+        "@hookimpl\ndef register_routes(app):\n"
+        "    app.router.add_get('/v1/half', half)\n"
+        "    raise RuntimeError('no route config')\n",
+        "RuntimeError: no route config",
     ),
     "async_observer": (
         "@hookimpl\nasync def datasource_call_finished(call, outcome):\n    pass\n",
@@ -147,3 +156,72 @@ def test_a_skipped_plugin_runs_none_of_its_hooks_and_is_reported_once(site, logs
     assert not pm.has_plugin("raises")
     assert [f.entry_point for f in pm.load_failures] == ["raises"]
     assert len(logs.events("plugin.load_failed")) == 1
+
+
+async def test_the_routes_of_a_plugin_whose_register_routes_raised_are_not_served(
+    site, make_client
+):
+    install(site, "routes_raise")
+    client = await make_client()
+
+    response = await client.get("/v1/half", headers=AUTH)
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "NOT_FOUND"
+    document = await (await client.get("/openapi.json")).json()
+    assert "/v1/half" not in document["paths"]
+
+
+def run_cli(site, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "lowcode_runtime", *args],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin:/usr/sbin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_plugin_whose_register_routes_raised_is_listed_as_failed(site):
+    install(site, "routes_raise")
+    result = run_cli(site, "plugins", "--json")
+
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    types = [t["type"] for t in listed["types"]]
+    assert "fine" in types and "x" not in types
+    [failed] = listed["failed"]
+    assert failed["entryPoint"] == "routes_raise"
+    assert failed["reason"] == "RuntimeError: no route config"
+
+
+NO_START = """
+from lowcode_runtime import hookimpl
+
+@hookimpl
+async def runtime_startup(app, settings):
+    raise ConnectionError("cache at port 1 refused")
+"""
+
+
+async def test_a_plugin_that_cannot_start_stops_start_up_with_one_line_naming_it(
+    site, database_url
+):
+    write_distribution(site, "lowcode-nostart", "nostart_plugin", NO_START, "nostart")
+    env = clean_environ(
+        RUNTIME_BACKEND_AUTH_TOKEN=TOKEN,
+        DATABASE_URL=database_url,
+        PYTHONPATH=str(site),
+    )
+    service = Service(site, env).start()
+    try:
+        assert await service.wait_exit(timeout=30) == 1
+    finally:
+        service.kill()
+        sys.modules.pop("nostart_plugin", None)
+
+    [refused] = service.events("plugin.refused")
+    assert refused["message"] == (
+        "plugin 'nostart' (lowcode-nostart 1.2.3) failed to start, so the service does "
+        "not serve: ConnectionError: cache at port 1 refused"
+    )
+    assert not service.events("service.command_failed")
