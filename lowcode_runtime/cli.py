@@ -26,6 +26,8 @@ from lowcode_runtime.plugins import (
     PluginManager,
     build_plugin_manager,
     build_type_registry,
+    one_line_reason,
+    skip_plugin,
 )
 
 EXIT_CONFIG = 2
@@ -76,8 +78,31 @@ def build_parser(pm: PluginManager) -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print a JSON document")
     plugins.set_defaults(func=run_plugins)
 
-    pm.hook.register_commands(subparsers=commands)
+    add_plugin_commands(pm, commands)
     return parser
+
+
+def add_plugin_commands(
+    pm: PluginManager, commands: argparse._SubParsersAction
+) -> None:
+    """Each plugin's ``register_commands``; one that raises is skipped, its commands removed."""
+    for impl in reversed(pm.hook.register_commands.get_hookimpls()):
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+        before = set(commands.choices)
+        try:
+            pm.subset_hook_caller("register_commands", remove_plugins=others)(
+                subparsers=commands
+            )
+        except Exception as e:
+            added = set(commands.choices) - before
+            for name in added:
+                del commands.choices[name]
+            # argparse keeps the help lines apart; the hook's own type is argparse's too.
+            commands._choices_actions = [
+                a for a in commands._choices_actions if a.dest not in added
+            ]
+            info = pm.info_for(impl.plugin)
+            skip_plugin(pm, impl.plugin_name, info, one_line_reason(e), e)
 
 
 def generate_token_if_missing(settings: Settings) -> Settings:

@@ -75,6 +75,9 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
     A command's ``func`` default is called with the parsed arguments, on which the core has set
     ``settings`` and ``plugin_manager``, and returns an exit code.
+
+    If it raises, the plugin is skipped (`plugin.load_failed`, listed as failed by the
+    `plugins` command) and the commands it added are removed; every other command works.
     """
 
 

@@ -225,3 +225,29 @@ async def test_a_plugin_that_cannot_start_stops_start_up_with_one_line_naming_it
         "not serve: ConnectionError: cache at port 1 refused"
     )
     assert not service.events("service.command_failed")
+
+
+COMMANDS_RAISE = """
+from lowcode_runtime import hookimpl
+
+@hookimpl
+def register_commands(subparsers):
+    subparsers.add_parser("half", help="a command whose plugin then failed")
+    raise RuntimeError("cmd boom")
+"""
+
+
+def test_a_plugin_whose_register_commands_raised_is_skipped_and_commands_work(site):
+    write_distribution(site, "lowcode-cmds", "cmds_plugin", COMMANDS_RAISE, "cmds")
+
+    listed = run_cli(site, "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [failed] = json.loads(listed.stdout)["failed"]
+    assert failed["entryPoint"] == "cmds"
+    assert failed["reason"] == "RuntimeError: cmd boom"
+    assert "plugin.load_failed" in listed.stderr
+
+    helped = run_cli(site, "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "plugins" in helped.stdout and "half" not in helped.stdout
+    assert run_cli(site, "half").returncode == 2
