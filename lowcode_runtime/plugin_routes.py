@@ -15,9 +15,10 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema
 
-from lowcode_runtime import errors
+from lowcode_runtime import errors, events
 from lowcode_runtime.handler_tasks import await_contained
 from lowcode_runtime.keys import TYPE_REGISTRY
+from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import Handler
 from lowcode_runtime.plugins import PluginManager, one_line_reason, skip_plugin
 from lowcode_runtime.types import PluginInfo
@@ -137,6 +138,14 @@ async def plugin_route_middleware(
         if request.match_info.route in request.app[FENCED_ROUTES]:
             raise errors.NotFound(f"no route {request.method} {request.path}")
         return await handler(request)
-    return await await_contained(
+    answer = await await_contained(
         request.app, lambda: handler(request), route.owner(), route.plugin.name
     )
+    if not isinstance(answer, web.StreamResponse):
+        returned = "None" if answer is None else f"a {type(answer).__name__}"
+        logger.bind(event=events.PLUGIN_BAD_RESULT, plugin=route.plugin.name).error(
+            f"the handler of {route.owner()} returned {returned}, not a response; "
+            "answer with ok_response(request, data)"
+        )
+        raise errors.Internal()
+    return answer

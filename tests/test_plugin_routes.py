@@ -63,9 +63,14 @@ async def swallow(request):
     return ok_response(request, "too late")
 
 
+async def not_a_response(request):
+    return {"none": None, "dict": {"x": 1}, "text": "plain"}[request.match_info["kind"]]
+
+
 @hookimpl
 def register_routes(app):
     app.router.add_get("/v1/counters/{name}", counter)
+    app.router.add_get("/v1/returns/{kind}", not_a_response)
     describe_route(
         app,
         "GET",
@@ -270,3 +275,25 @@ async def test_a_route_for_every_method_is_served_without_cors(make_client, logs
         assert (await response.json())["data"] == method
     [skipped] = logs.events("cors.skipped")
     assert "/v1/probe/{kind}" in skipped["message"]
+
+
+@pytest.mark.parametrize(
+    "kind,returned", [("none", "None"), ("dict", "a dict"), ("text", "a str")]
+)
+async def test_a_plugin_route_returning_no_response_gets_internal_and_is_logged(
+    client, logs, kind, returned
+):
+    response = await client.get(
+        f"/v1/returns/{kind}", headers={**AUTH, "x-trace-id": TRACE}
+    )
+    body = await response.json()
+
+    assert response.status == 500
+    assert body["error"]["code"] == "INTERNAL"
+    assert body["meta"]["traceId"] == TRACE
+    [logged] = logs.events("plugin.bad_result")
+    assert logged["plugin"] == "lowcode-routes"
+    assert logged["message"] == (
+        f"the handler of lowcode-routes 1.2.3 (route GET /v1/returns/{{kind}}) returned "
+        f"{returned}, not a response; answer with ok_response(request, data)"
+    )
