@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ PLUGIN_ROUTE_ERRORS = (401, 403, 429, 500, 504)
 OPENAPI_METHODS = frozenset(
     {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH"}
 )
+SCHEMA_REF = "#/components/schemas/"
 PATH_VARIABLE = re.compile(r"\{([^}/]+)\}")
 
 
@@ -73,6 +75,13 @@ def build_spec(
     descriptions: Mapping[tuple[str, str], RouteDescription] | None = None,
 ) -> dict[str, Any]:
     """The document of the core's routes, the installed types and every plugin route."""
+    spec = _core_spec(registry)
+    _add_plugin_routes(spec, registry, list(plugin_routes), descriptions or {})
+    return spec.to_dict()
+
+
+def _core_spec(registry: dict[str, RegisteredType]) -> APISpec:
+    """The core's components and routes, and the schemas of the installed types."""
     spec = APISpec(
         title="lowcode-runtime",
         version=__version__,
@@ -109,16 +118,21 @@ def build_spec(
 
     for path, method, operation in _operations():
         spec.path(path=path, operations={method: operation})
-    _add_plugin_routes(spec, list(plugin_routes), descriptions or {})
-    return spec.to_dict()
+    return spec
 
 
 def _add_plugin_routes(
     spec: APISpec,
+    registry: dict[str, RegisteredType],
     routes: list[PluginRoute],
     descriptions: Mapping[tuple[str, str], RouteDescription],
 ) -> None:
-    """Each plugin route, as its plugin described it or, at least, by path and method."""
+    """Each plugin route, as its plugin described it or, at least, by path and method.
+
+    A description is first tried in a document of its own: one that apispec cannot read, or
+    that would leave a value JSON cannot hold (NaN) or a ``$ref`` to nothing, would break the
+    document for every route; that route is listed undescribed instead.
+    """
     gets = {r.path for r in routes if r.method == "GET"}
     for route in routes:
         # aiohttp adds HEAD to every GET; only a HEAD of its own is worth a line.
@@ -127,20 +141,55 @@ def _add_plugin_routes(
         ):
             continue
         description = descriptions.get((route.method, route.path))
-        try:
-            operation = plugin_operation(route, description)
-            spec.path(path=route.path, operations={route.method.lower(): operation})
-        except Exception as e:
-            if description is None:
-                raise
-            logger.bind(event=events.PLUGIN_BAD_OPENAPI, plugin=route.plugin.name).opt(
-                exception=e
+        problem = None if description is None else _trial(registry, route, description)
+        if problem is not None:
+            logger.bind(
+                event=events.PLUGIN_BAD_OPENAPI, plugin=route.plugin.name
             ).error(
-                f"the OpenAPI description of {route.owner()} is not usable "
-                f"({type(e).__name__}); the route is listed undescribed"
+                f"the OpenAPI description of {route.owner()} is not usable ({problem}); "
+                "the route is listed undescribed"
             )
-            fallback = plugin_operation(route, None)
-            spec.path(path=route.path, operations={route.method.lower(): fallback})
+            description = None
+        operation = plugin_operation(route, description)
+        spec.path(path=route.path, operations={route.method.lower(): operation})
+
+
+def _trial(
+    registry: dict[str, RegisteredType],
+    route: PluginRoute,
+    description: RouteDescription,
+) -> str | None:
+    """What is wrong with the document holding this one description, or None."""
+    spec = _core_spec(registry)
+    try:
+        operation = plugin_operation(route, description)
+        spec.path(path=route.path, operations={route.method.lower(): operation})
+        document = spec.to_dict()
+        json.dumps(document, allow_nan=False)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}".replace(
+            "Out of range float values", "NaN or inf"
+        )
+    schemas = document.get("components", {}).get("schemas", {})
+    for ref in _refs(document):
+        if ref.removeprefix(SCHEMA_REF) not in schemas:
+            return f"$ref {ref!r} names no schema of the document"
+    return None
+
+
+def _refs(value: Any) -> list[str]:
+    found: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                found.append(ref)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
 
 
 def plugin_operation(
@@ -163,6 +212,10 @@ def plugin_operation(
     responses = {str(k): v for k, v in operation.get("responses", {}).items()}
     if not any(status.startswith("2") for status in responses):
         responses["200"] = _plugin_answer(description.data if description else None)
+    for code, response in responses.items():
+        if isinstance(response, dict) and "$ref" not in response:
+            # OpenAPI requires it; a plugin giving only the content is easily forgiven.
+            responses[code] = {"description": f"{code} answer", **response}
     statuses = (
         *(description.error_statuses if description else ()),
         *PLUGIN_ROUTE_ERRORS,

@@ -17,6 +17,7 @@ from marshmallow import Schema
 
 from lowcode_runtime import errors, events
 from lowcode_runtime.handler_tasks import await_contained
+from lowcode_runtime.json_check import first_non_json
 from lowcode_runtime.keys import TYPE_REGISTRY
 from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import Handler
@@ -45,6 +46,9 @@ class PluginRoute:
         """``lowcode-kv 1.0 (route GET /kv/stats)``: who to blame in a log line."""
         return f"{self.plugin.name} {self.plugin.version} (route {self.method} {self.path})"
 
+
+MAX_OPERATION_DEPTH = 64
+"""Deeper parts of an operation are not checked: no OpenAPI operation nests that far."""
 
 PLUGIN_ROUTES = web.AppKey("plugin_routes", dict)
 """Each route a plugin added (aiohttp's route object) -> its :class:`PluginRoute`."""
@@ -91,8 +95,53 @@ def describe_route(
             f"describe_route: operation is a {type(operation).__name__}; give a dict"
         )
 
-    description = RouteDescription(dict(operation or {}), data, tuple(error_statuses))
+    where = f"describe_route {method} {path}"
+    problem = first_non_json(_schemas_as_null(operation or {}, 0), "operation")
+    if problem is not None:
+        raise ValueError(
+            f"{where}: {problem}; the operation must hold only JSON (finite numbers, "
+            "string keys) and marshmallow schemas"
+        )
+    if data is not None and not _is_schema(data):
+        what = (
+            f"the class {data.__name__}"
+            if isinstance(data, type)
+            else (f"a {type(data).__name__}")
+        )
+        raise TypeError(
+            f"{where}: data is {what}; give a marshmallow Schema class or instance"
+        )
+    statuses = tuple(error_statuses)
+    if not all(_is_error_status(s) for s in statuses):
+        raise ValueError(
+            f"{where}: error_statuses {statuses!r} must be HTTP statuses from 400 to 599"
+        )
+
+    description = RouteDescription(dict(operation or {}), data, statuses)
     app.setdefault(ROUTE_DESCRIPTIONS, {})[(method, path)] = description
+
+
+def _is_schema(value: Any) -> bool:
+    return isinstance(value, Schema) or (
+        isinstance(value, type) and issubclass(value, Schema)
+    )
+
+
+def _is_error_status(status: Any) -> bool:
+    return (
+        isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600
+    )
+
+
+def _schemas_as_null(value: Any, depth: int) -> Any:
+    """``value`` with each marshmallow schema as None, for the JSON check; bounded depth."""
+    if _is_schema(value) or depth > MAX_OPERATION_DEPTH:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _schemas_as_null(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_schemas_as_null(v, depth + 1) for v in value]
+    return value
 
 
 def add_plugin_routes(app: web.Application, pm: PluginManager) -> None:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from aiohttp import web
+from marshmallow import Schema, fields
 from openapi_spec_validator import validate
 
 from lowcode_runtime import describe_route, hookimpl, ok_response
@@ -297,3 +298,81 @@ async def test_a_plugin_route_returning_no_response_gets_internal_and_is_logged(
         f"the handler of lowcode-routes 1.2.3 (route GET /v1/returns/{{kind}}) returned "
         f"{returned}, not a response; answer with ok_response(request, data)"
     )
+
+
+@pytest.mark.parametrize(
+    "operation,data,raised,message",
+    [
+        ({"summary": {1, 2}}, None, ValueError, "operation.summary is a set"),
+        ({"summary": float("nan")}, None, ValueError, "operation.summary is nan"),
+        ({"x": {1: object()}}, None, ValueError, "operation.x.1 is a object"),
+        (None, dict, TypeError, "data is the class dict; give a marshmallow Schema"),
+        (None, object(), TypeError, "data is a object; give a marshmallow Schema"),
+    ],
+)
+def test_describing_a_route_with_what_the_document_cannot_hold_says_what(
+    operation, data, raised, message
+):
+    app = web.Application()
+    app.router.add_get("/v1/things", BadlyDescribed().route)
+
+    with pytest.raises(raised, match=f"^describe_route GET /v1/things: {message}"):
+        describe_route(app, "GET", "/v1/things", operation, data=data)
+
+
+class SchemaWithNan(Schema):
+    value = fields.Float(metadata={"example": float("nan")})
+
+
+class OddlyDescribed:
+    """Descriptions that pass ``describe_route`` but break the document as apispec writes it."""
+
+    @hookimpl
+    def register_routes(self, app: web.Application) -> None:
+        dangling = {"schema": {"$ref": "#/components/schemas/Nowhere"}}
+        no_description = {"content": {"application/json": {"schema": SchemaWithNan}}}
+        described = {
+            "/v1/dangling": {
+                "responses": {
+                    "200": {
+                        "description": "x",
+                        "content": {"application/json": dangling},
+                    }
+                }
+            },
+            "/v1/nan": {"responses": {"200": no_description}},
+            "/v1/fine": {
+                "responses": {
+                    "200": {
+                        "content": {"application/json": {"schema": {"type": "string"}}}
+                    }
+                }
+            },
+        }
+        for path, operation in described.items():
+            app.router.add_get(path, self.route)
+            describe_route(app, "GET", path, operation)
+
+    async def route(self, request: web.Request) -> web.Response:
+        return ok_response(request, "fine")
+
+
+async def test_a_description_that_breaks_the_document_is_left_out_of_it_alone(
+    make_client, logs
+):
+    client = await make_client(
+        extra_plugins=(("odd", OddlyDescribed()),), load_entry_points=False
+    )
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    assert "NaN" not in await response.text()
+    document = await openapi(client)
+
+    paths = document["paths"]
+    assert paths["/v1/fine"]["get"]["responses"]["200"]["description"]
+    for undescribed in ("/v1/dangling", "/v1/nan"):
+        assert "lowcode-runtime" in paths[undescribed]["get"]["summary"]
+    logged = [r["message"] for r in logs.events("plugin.bad_openapi")]
+    assert len(logged) == 2
+    assert any("route GET /v1/dangling" in m and "Nowhere" in m for m in logged)
+    assert any("route GET /v1/nan" in m and "NaN" in m for m in logged)
