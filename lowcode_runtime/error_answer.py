@@ -1,10 +1,10 @@
 """The error envelope always goes out: masked like the logs, and encodable whatever was raised.
 
 A plugin raises the contract's classes with any message and details it likes. Before they
-reach the caller, the message and every string in ``details`` pass through the log masking
-(no answer carries a secret), and what JSON cannot hold (a set, a datetime, an object, a
-message that is not a string) is dropped with a log line naming the plugin: the caller keeps
-the error's code, with the class's own message and without ``details``.
+reach the caller, the message and every string in ``details`` (keys too) pass through the
+log masking (no answer carries a secret), and what JSON cannot hold (a set, a datetime, an
+object, a message that is not a string) is dropped with a log line naming the plugin: the
+caller keeps the error's code, with the class's own message and without ``details``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def _strings(value: Any, found: list[str], depth: int) -> None:
     if isinstance(value, str):
         found.append(value)
     elif isinstance(value, dict):
-        for item in value.values():
+        for key, item in value.items():
+            _strings(key, found, depth + 1)
             _strings(item, found, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
@@ -92,7 +93,11 @@ def _mask_leaves(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return mask(value)
     if isinstance(value, dict):
-        return {key: _mask_leaves(item, depth + 1) for key, item in value.items()}
+        # Keys too: a plugin may key its details by a token or a user's address.
+        return {
+            _mask_leaves(key, depth + 1): _mask_leaves(item, depth + 1)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_mask_leaves(item, depth + 1) for item in value]
     return value

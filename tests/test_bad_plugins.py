@@ -52,7 +52,8 @@ def raised():
         "error_busy_for": errors.RateLimited("busy", {"upstream": "x"}, retry_after=2.2),
         "error_secret": errors.NotFound(
             "token is s3cr3t-of-the-plugin",
-            {"hint": "s3cr3t-of-the-plugin", "sent": ["Authorization: Bearer abc.def"]},
+            {"hint": "s3cr3t-of-the-plugin", "sent": ["Authorization: Bearer abc.def"],
+             "by_token": {"s3cr3t-of-the-plugin": 1}},
         ),
     }
 
@@ -212,6 +213,7 @@ async def test_an_error_never_carries_a_secret_to_the_caller(client):
         "details": {
             "hint": "[REDACTED]",
             "sent": ["Authorization: Bearer [REDACTED]"],
+            "by_token": {"[REDACTED]": 1},
         },
     }
 
