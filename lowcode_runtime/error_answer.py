@@ -31,6 +31,8 @@ def error_answer(
     request: web.Request, error: errors.RuntimeBackendError
 ) -> web.Response:
     """The envelope of ``error``; never fails, and never carries a secret."""
+    if (error.code, error.status) not in errors.CONTRACT_PAIRS:
+        error = _on_the_table(request, error)
     problem = None if isinstance(error.message, str) else "its message is not a string"
     answered = _masked(error, problem is not None)
     if problem is None:
@@ -46,6 +48,26 @@ def error_answer(
     if not isinstance(plain.message, str):
         plain.message = type(error).default_message
     return envelope.error_response(request, plain)
+
+
+def _on_the_table(
+    request: web.Request, error: errors.RuntimeBackendError
+) -> errors.RuntimeBackendError:
+    """``error`` with the code and status of its nearest contract class, logged once a class.
+
+    A subclass setting a code or a status of its own would answer outside API.md's table.
+    """
+    base = errors.contract_base(type(error))
+    fixed = _copy(error)
+    fixed.code, fixed.status = base.code, base.status
+    if type(error) not in _REPORTED:
+        _REPORTED.add(type(error))
+        _log_off_table(request, error, base)
+    return fixed
+
+
+_REPORTED: set[type] = set()
+"""Error classes already logged as answering off the table: one line each is enough."""
 
 
 def _masked(
@@ -117,19 +139,36 @@ def _what_does_not_encode(error: errors.RuntimeBackendError) -> str:
     return what or "its details do not encode as JSON"
 
 
-def _log_dropped(
-    request: web.Request, error: errors.RuntimeBackendError, problem: str
+def _log_off_table(
+    request: web.Request,
+    error: errors.RuntimeBackendError,
+    base: type[errors.RuntimeBackendError],
 ) -> None:
+    plugin, raiser = _raiser(request)
+    logger.bind(event=events.PLUGIN_BAD_ERROR, plugin=plugin, code=error.code).error(
+        f"{raiser} raised {type(error).__name__} with code {error.code!r} and status "
+        f"{error.status}, which the contract does not pair; answered as {base.code} "
+        f"{base.status} (its class {base.__name__}), and so is every later one"
+    )
+
+
+def _raiser(request: web.Request) -> tuple[str | None, str]:
+    """The plugin to blame for an error, and how to name it in a log line."""
     call = request.get(envelope.CALL_META) or {}
     registered = request.app[TYPE_REGISTRY].get(call.get("type", ""))
     if registered is not None:
-        plugin: str | None = registered.plugin.name
         raiser = (
-            f"the plugin {plugin} {registered.plugin.version} "
+            f"the plugin {registered.plugin.name} {registered.plugin.version} "
             f"(dataSource type {call['type']!r})"
         )
-    else:
-        plugin, raiser = None, f"the route {request.method} {request.path}"
+        return registered.plugin.name, raiser
+    return None, f"the route {request.method} {request.path}"
+
+
+def _log_dropped(
+    request: web.Request, error: errors.RuntimeBackendError, problem: str
+) -> None:
+    plugin, raiser = _raiser(request)
     logger.bind(event=events.PLUGIN_BAD_ERROR, plugin=plugin, code=error.code).error(
         f"{raiser} raised {type(error).__name__} that cannot be answered as is: {problem}; "
         "answered with the class's message and no details"

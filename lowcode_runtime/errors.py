@@ -213,6 +213,37 @@ class Timeout(RuntimeBackendError):
     code, status, default_message = "TIMEOUT", 504, "the request deadline passed"
 
 
+def _contract_classes() -> list[type[RuntimeBackendError]]:
+    found: list[type[RuntimeBackendError]] = []
+    pending: list[type[RuntimeBackendError]] = [RuntimeBackendError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == __name__:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+CONTRACT_PAIRS = frozenset((cls.code, cls.status) for cls in _contract_classes())
+"""Every ``(code, status)`` the service answers with: the table of API.md section 3.
+
+Computed once, here, so that checking an answer against it is one set lookup.
+"""
+
+
+def contract_base(cls: type[RuntimeBackendError]) -> type[RuntimeBackendError]:
+    """The nearest class of this module, up ``cls``'s bases, that answers a contract pair."""
+    for base in cls.__mro__:
+        if (
+            isinstance(base, type)
+            and issubclass(base, RuntimeBackendError)
+            and base.__module__ == __name__
+            and (base.code, base.status) in CONTRACT_PAIRS
+        ):
+            return base
+    return Internal
+
+
 def flatten_messages(messages: Any, prefix: str = "") -> list[dict[str, str]]:
     """Turn marshmallow's nested error messages into ``[{"path", "message"}]``."""
     found: list[dict[str, str]] = []

@@ -119,6 +119,11 @@ def runtime_readiness(app: web.Application) -> Awaitable[dict[str, Any]] | None:
 
     When one check is not ok, ``/ready`` answers 503 with its ``code``. Plugins without a
     dependency worth checking do not implement it.
+
+    A check that raises, times out or returns anything but a dict counts as not ready (503),
+    named after its plugin and logged (`plugin.hook_failed`). A `code` other than
+    `DB_UNAVAILABLE` or `SECRETS_UNAVAILABLE` (the contract's 503 codes) answers
+    `DB_UNAVAILABLE`; the check keeps its own code in `details.checks`.
     """
 
 

@@ -20,7 +20,7 @@ from lowcode_runtime.handler_tasks import await_contained
 from lowcode_runtime.json_check import first_non_json
 from lowcode_runtime.keys import TYPE_REGISTRY
 from lowcode_runtime.logs import logger
-from lowcode_runtime.middleware import Handler
+from lowcode_runtime.middleware import EXTRA_HEADERS, Handler
 from lowcode_runtime.plugins import PluginManager, one_line_reason, skip_plugin
 from lowcode_runtime.types import PluginInfo
 
@@ -187,9 +187,14 @@ async def plugin_route_middleware(
         if request.match_info.route in request.app[FENCED_ROUTES]:
             raise errors.NotFound(f"no route {request.method} {request.path}")
         return await handler(request)
-    answer = await await_contained(
-        request.app, lambda: handler(request), route.owner(), route.plugin.name
-    )
+    try:
+        answer = await await_contained(
+            request.app, lambda: handler(request), route.owner(), route.plugin.name
+        )
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        raise contract_error(request, e, route) from None
     if not isinstance(answer, web.StreamResponse):
         returned = "None" if answer is None else f"a {type(answer).__name__}"
         logger.bind(event=events.PLUGIN_BAD_RESULT, plugin=route.plugin.name).error(
@@ -198,3 +203,47 @@ async def plugin_route_middleware(
         )
         raise errors.Internal()
     return answer
+
+
+HTTP_ERRORS: dict[int, type[errors.RuntimeBackendError]] = {
+    400: errors.ValidationFailed,
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    429: errors.RateLimited,
+}
+"""aiohttp's HTTP errors a plugin route raises, as the contract's; any other is INTERNAL."""
+
+
+def contract_error(
+    request: web.Request, error: web.HTTPException, route: PluginRoute
+) -> errors.RuntimeBackendError:
+    """The contract's error for an aiohttp HTTP error raised in a plugin's route.
+
+    The plugin's own text is kept as the message of a 4xx (it is meant for the caller), not
+    aiohttp's default ``404: Not Found``; a status the table has no code for is INTERNAL.
+    """
+    error_class = HTTP_ERRORS.get(error.status)
+    if error_class is None:
+        logger.bind(event=events.PLUGIN_BAD_ERROR, plugin=route.plugin.name).error(
+            f"the handler of {route.owner()} raised {type(error).__name__} "
+            f"({error.status}), which has no contract code; answered INTERNAL"
+        )
+        return errors.Internal()
+
+    own_text = error.text if error.text != f"{error.status}: {error.reason}" else None
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        request[EXTRA_HEADERS]["Allow"] = ",".join(sorted(error.allowed_methods))
+    if error_class is errors.RateLimited:
+        return errors.RateLimited(own_text, retry_after=_seconds(error.headers))
+    return error_class(own_text)
+
+
+def _seconds(headers: Mapping[str, str]) -> float | None:
+    try:
+        return float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
