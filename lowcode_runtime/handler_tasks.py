@@ -52,7 +52,14 @@ class Orphans:
         return task in self.tasks
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
+        """Drop an ended orphan, its outcome read: nobody awaits it any more.
+
+        Unread, asyncio would log "Task exception was never retrieved" when it is collected;
+        a coroutine closed at shutdown ends in "cannot reuse already awaited coroutine".
+        """
         self.tasks.pop(task, None)
+        if not task.cancelled():
+            task.exception()
 
     def _check(self, task: asyncio.Task[Any]) -> None:
         owner = self.tasks.get(task)

@@ -7,6 +7,7 @@ and the log can name it as a third party's would be named.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.support import write_distribution
 
 ROUTES_PLUGIN = """
 import asyncio
+import gc
 
 from marshmallow import Schema, fields
 from lowcode_runtime import describe_route, hookimpl, ok_response
@@ -376,3 +378,34 @@ async def test_a_description_that_breaks_the_document_is_left_out_of_it_alone(
     assert len(logged) == 2
     assert any("route GET /v1/dangling" in m and "Nowhere" in m for m in logged)
     assert any("route GET /v1/nan" in m and "NaN" in m for m in logged)
+
+
+class Forever:
+    @hookimpl
+    def register_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/forever", self.route)
+
+    async def route(self, request: web.Request) -> web.Response:
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+
+
+async def test_shutdown_closing_a_handler_that_never_ends_logs_no_asyncio_error(
+    make_client, logs
+):
+    client = await make_client(
+        extra_plugins=(("forever", Forever()),),
+        load_entry_points=False,
+        request_timeout_ms=200,
+    )
+    assert (await client.get("/v1/forever", headers=AUTH)).status == 504
+
+    await client.close()
+    gc.collect()
+
+    assert logs.events("plugin.handler_outlived_cancellation")
+    errors = [r["message"] for r in logs.records() if r["level"] == "error"]
+    assert not [m for m in errors if "never retrieved" in m], errors
