@@ -1,9 +1,9 @@
 """The process's aiopg pool: acquiring, running statements, cancelling them on the server.
 
 aiopg gives up on a cancelled statement by closing its socket, while PostgreSQL keeps running
-it. So each statement runs in a shielded task: when the caller is cancelled (the request's
-deadline), ``pg_cancel_backend`` is sent from another connection, the statement ends on the
-server, and its connection goes back to the pool in a clean state.
+it. So when the caller is cancelled mid-statement (the request's deadline reached the handler's
+task), ``pg_cancel_backend`` is sent from another connection and the statement ends on the
+server; the pool opens a new connection in place of the closed one.
 """
 
 from __future__ import annotations
@@ -86,29 +86,27 @@ class Session:
     async def execute(
         self, query: Any, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        """Run one statement; rows when it returns some, else an empty list."""
-        STATEMENTS.count += 1
-        task = asyncio.ensure_future(self._run(query, params))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                await self.database.cancel_backend(self.pid)
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(task, CANCEL_WAIT)
-                raise
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-            # aiopg reports a statement cancelled by the server as CancelledError.
-            raise Timeout("the database cancelled the statement") from None
+        """Run one statement; rows when it returns some, else an empty list.
 
-    async def _run(self, query: Any, params: Any) -> list[tuple[Any, ...]]:
-        async with self.connection.cursor(timeout=STATEMENT_TIMEOUT) as cursor:
-            await cursor.execute(query, params)
-            if cursor.description is not None:
-                return list(await cursor.fetchall())
-            return []
+        It runs in the caller's task (a handler's own task in a request): no task of its own
+        per statement. When that task is cancelled mid-statement, aiopg closes the socket and
+        the statement is cancelled on the server before the cancellation goes on.
+        """
+        STATEMENTS.count += 1
+        try:
+            async with self.connection.cursor(timeout=STATEMENT_TIMEOUT) as cursor:
+                await cursor.execute(query, params)
+                if cursor.description is not None:
+                    return list(await cursor.fetchall())
+                return []
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is None or not current.cancelling():
+                # aiopg reports a statement cancelled by the server as CancelledError.
+                raise Timeout("the database cancelled the statement") from None
+            if self.connection.closed:
+                await self.database.cancel_backend(self.pid)
+            raise
 
 
 class Database:
