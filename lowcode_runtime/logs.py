@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import traceback
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import orjson
@@ -38,11 +38,36 @@ def _add_trace_fields(record: Any) -> None:
         record["extra"].setdefault("requestId", current_request_id())
 
 
+class _UtcTime:
+    """``2026-01-02T03:04:05.678+00:00`` (``isoformat`` in UTC, to the millisecond), faster.
+
+    Every line of a second shares its text up to the second; only the milliseconds differ.
+    """
+
+    def __init__(self) -> None:
+        self.second: int | None = None
+        self.text = ""
+
+    def __call__(self, moment: datetime) -> str:
+        since = moment - _EPOCH  # exact, where a float timestamp rounds far from 1970
+        second = since.days * 86400 + since.seconds
+        if second != self.second:
+            whole = _NAIVE_EPOCH + timedelta(seconds=second)
+            self.text = whole.isoformat(timespec="seconds")
+            self.second = second
+        return f"{self.text}.{since.microseconds // 1000:03d}+00:00"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+utc_time = _UtcTime()
+
+
 def _json_line(record: Any, masked: bool) -> str:
     """One JSON object; each string is masked before serialising, so the line stays JSON."""
     extra = record["extra"]
     line: dict[str, Any] = {
-        "time": record["time"].astimezone(UTC).isoformat(timespec="milliseconds"),
+        "time": utc_time(record["time"]),
         "level": record["level"].name.lower(),
         "message": record["message"],
         "event": extra.get("event", "log"),
@@ -73,15 +98,32 @@ def _dumps(line: dict[str, Any]) -> str:
 
 
 _PLAIN = (int, float, type(None))
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def _plainly_clean(line: dict[str, Any]) -> bool:
     """True when the line is plain JSON values and no text in it needs masking.
 
     Most lines hold nothing to mask: their texts are scanned once, joined, instead of each
-    being masked. Anything else (an object to turn into text, a possible secret) goes the
-    slow way, through :func:`_masked`.
+    being masked. A line of plain values only (the call lines) is read in one pass; anything
+    else is walked by :func:`_nested_clean`.
     """
+    texts = list(line)  # the keys are texts to mask too
+    for value in line.values():
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+        elif kind not in _FLAT:
+            return _nested_clean(line)
+    try:
+        joined = "\n".join(texts)
+    except TypeError:  # a key that is not a text
+        return False
+    return not needs_masking(joined)
+
+
+def _nested_clean(line: dict[str, Any]) -> bool:
+    """:func:`_plainly_clean` for lines that hold lists, dicts or other objects."""
     texts: list[str] = []
     pending: list[Any] = [line]
     while pending:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lowcode_runtime import context
-from lowcode_runtime.logs import logger, setup_logging
+from lowcode_runtime.logs import (
+    _nested_clean,
+    _plainly_clean,
+    logger,
+    setup_logging,
+    utc_time,
+)
 
 
 def test_json_lines_have_the_contract_fields():
@@ -88,3 +98,25 @@ def test_masking_keeps_every_json_line_whole():
     assert lines[0]["projectId"] == "password=[REDACTED]"
     assert lines[0]["path"] == "/x/password=[REDACTED]"
     assert "pw1" not in lines[1]["exception"] and "abc" not in stream.getvalue()
+
+
+_flat_values = st.one_of(
+    st.text(), st.integers(), st.floats(), st.booleans(), st.none()
+)
+
+
+@given(
+    st.dictionaries(st.text(), _flat_values, max_size=8),
+    st.sampled_from(["", "Bearer abcdefghijklmnop", "postgresql://u:pw@h/db"]),
+)
+def test_a_flat_line_is_judged_as_the_general_walk_judges_it(line, extra_text):
+    line = {**line, "message": f"call {extra_text}"}
+
+    assert _plainly_clean(line) == _nested_clean(line)
+
+
+@given(st.datetimes(timezones=st.timezones(), min_value=datetime(1971, 1, 2)))
+def test_the_line_time_is_isoformat_in_utc_to_the_millisecond(moment):
+    expected = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+    assert utc_time(moment) == expected
