@@ -137,7 +137,85 @@ class DefinitionSchema(Schema):
             raise ValidationError(errors)
 
 
-class ListParams(Schema):
+class PlainFirst(Schema):
+    """A schema that answers plainly valid input by hand, and leaves the rest to marshmallow.
+
+    ``plainly_valid`` returns what marshmallow would load, or None when unsure (the hypothesis
+    tests in ``tests/test_db_params.py`` hold it to that); a warm call skips the schema's
+    machinery, which costs more than the statement's building.
+    """
+
+    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
+        return None
+
+    def load(  # type: ignore[override]
+        self,
+        data: Any,
+        *,
+        many: bool | None = None,
+        partial: Any = None,
+        unknown: Any = None,
+    ) -> Any:
+        if many is None and partial is None and unknown is None:
+            loaded = self.plainly_valid(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
+
+def _plain_name(value: Any) -> bool:
+    """What :func:`check_identifier` accepts, as a yes or no."""
+    return (
+        type(value) is str
+        and len(value) <= 63
+        and _IDENTIFIER.fullmatch(value) is not None
+        and not value.startswith("__lowcode_")
+    )
+
+
+_LIST_KEYS = frozenset({"filter", "sort", "limit", "offset", "fields", "withTotal"})
+
+
+def _plain_list(data: Any) -> dict[str, Any] | None:
+    if type(data) is not dict or not data.keys() <= _LIST_KEYS:
+        return None
+    filter_ = data.get("filter", {})
+    sort = data.get("sort", [])
+    limit = data.get("limit", 50)
+    offset = data.get("offset", 0)
+    with_total = data.get("withTotal", False)
+    if (
+        type(filter_) is not dict
+        or type(sort) is not list
+        or len(sort) > 32
+        or not all(
+            type(item) is str and _plain_name(item.removeprefix("-")) for item in sort
+        )
+        or type(limit) is not int
+        or not 1 <= limit <= 1000
+        or type(offset) is not int
+        or not 0 <= offset <= INT64_MAX
+        or type(with_total) is not bool
+    ):
+        return None
+    loaded = {
+        "filter": dict(filter_),
+        "sort": list(sort),
+        "limit": limit,
+        "offset": offset,
+        "withTotal": with_total,
+    }
+    if "fields" in data:
+        names = data["fields"]
+        if type(names) is not list or not 1 <= len(names) <= MAX_FIELDS:
+            return None
+        if not all(_plain_name(name) for name in names):
+            return None
+        loaded["fields"] = list(names)
+    return loaded
+
+
+class ListParams(PlainFirst):
     filter = mf.Dict(load_default=dict)
     sort = mf.List(mf.String(), load_default=list, validate=validate.Length(max=32))
     limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=1000))
@@ -160,6 +238,9 @@ class ListParams(Schema):
     def check_fields(self, value: list[str], **kwargs: Any) -> None:
         _check_names(value)
 
+    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
+        return _plain_list(data)
+
 
 def _check_names(names: list[str]) -> None:
     """Each name of a list checked, its problem at its index (``params.sort.1``)."""
@@ -173,8 +254,13 @@ def _check_names(names: list[str]) -> None:
         raise ValidationError(errors)
 
 
-class IdParams(Schema):
+class IdParams(PlainFirst):
     id = mf.Raw(required=True, allow_none=False)
+
+    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
+        if type(data) is dict and len(data) == 1 and data.get("id") is not None:
+            return {"id": data["id"]}
+        return None
 
 
 class CreateParams(Schema):

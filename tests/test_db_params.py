@@ -1,0 +1,100 @@
+"""The db params' plain-input fast paths load exactly what marshmallow loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import Schema, ValidationError
+
+from lowcode_db.schema import MAX_FIELDS, IdParams, ListParams
+from lowcode_db.values import INT64_MAX
+
+_names = st.sampled_from(
+    [
+        "id",
+        "title",
+        "-id",
+        "__lowcode_x",
+        "-__lowcode_x",
+        "Bad",
+        "a" * 63,
+        "a" * 64,
+        "",
+        "-",
+    ]
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner)
+    ),
+    max_leaves=5,
+)
+_odd = st.sampled_from([True, False, None, 5.0, "5", [], {}])
+_limits = st.one_of(st.sampled_from([0, 1, 50, 1000, 1001, -1]), st.integers(), _odd)
+_offsets = st.one_of(
+    st.sampled_from([0, -1, INT64_MAX, INT64_MAX + 1]), st.integers(), _odd
+)
+
+
+def _names_of(sizes: list[int]) -> st.SearchStrategy[list[str]]:
+    """Lists of names, some of them at the length limits, where mistakes hide."""
+    repeated = st.builds(lambda name, n: [name] * n, _names, st.sampled_from(sizes))
+    return st.one_of(st.lists(_names, max_size=3), repeated, _json)
+
+
+_list_params = st.fixed_dictionaries(
+    {},
+    optional={
+        "filter": st.one_of(
+            st.dictionaries(st.text(max_size=5), _json, max_size=3), _json
+        ),
+        "sort": _names_of([0, 32, 33]),
+        "limit": _limits,
+        "offset": _offsets,
+        "fields": _names_of([0, 1, MAX_FIELDS, MAX_FIELDS + 1]),
+        "withTotal": st.one_of(st.booleans(), _odd, st.integers(0, 1)),
+        "other": _json,
+    },
+)
+
+
+def _marshmallow(schema: Schema, data: Any) -> Any:
+    try:
+        return Schema.load(schema, data)
+    except ValidationError:
+        return "refused"
+
+
+@settings(max_examples=500)
+@given(_list_params)
+def test_plain_list_params_load_as_marshmallow_loads_them(data):
+    schema = ListParams()
+    fast = schema.plainly_valid(data)
+
+    if fast is not None:
+        assert fast == _marshmallow(schema, data)
+
+
+@given(st.one_of(st.dictionaries(st.sampled_from(["id", "values"]), _json), _json))
+def test_plain_id_params_load_as_marshmallow_loads_them(data):
+    schema = IdParams()
+    fast = schema.plainly_valid(data)
+
+    if fast is not None:
+        assert fast == _marshmallow(schema, data)
+
+
+def test_the_usual_calls_take_the_fast_path():
+    usual = {
+        "filter": {"category": "c3"},
+        "sort": ["-id"],
+        "limit": 50,
+        "fields": ["id"],
+    }
+
+    assert ListParams().plainly_valid(usual) == _marshmallow(ListParams(), usual)
+    assert ListParams().plainly_valid({}) is not None
+    assert IdParams().plainly_valid({"id": 42}) == {"id": 42}
