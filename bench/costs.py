@@ -22,6 +22,7 @@ from typing import Any
 
 from aiocache import Cache
 from aiohttp.test_utils import make_mocked_request
+from marshmallow import Schema
 
 from lowcode_db.model import build_table
 from lowcode_db.queries import BUILDERS, Query, read_rows
@@ -129,6 +130,25 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
 
     add("deadline: timeout scope around the call", await timed_async(bounded, loops))
 
+    async def statement() -> None:
+        loop = asyncio.get_running_loop()
+        answered = loop.create_future()
+        loop.call_soon(answered.set_result, None)
+        await answered
+
+    async def statement_in_its_task() -> None:
+        await asyncio.shield(asyncio.ensure_future(statement()))
+
+    add(
+        "db: a statement awaited in the caller's task",
+        await timed_async(statement, loops),
+    )
+    add(
+        "db: the same in a shielded task of its own",
+        await timed_async(statement_in_its_task, loops),
+        "before",
+    )
+
     # Reading and validating the body.
     raw = json.dumps(GET_BODY).encode()
     add("body: parse (orjson)", timed(lambda: parse_strict_json(raw), loops))
@@ -159,9 +179,20 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
     add(
         "params: get schema load", timed(lambda: schemas["get"].load({"id": 42}), loops)
     )
+    list_params = {"filter": {"category": "c3"}, "sort": ["-id"], "limit": 50}
     add(
         "params: list schema load",
-        timed(lambda: schemas["list"].load({"limit": 50}), loops),
+        timed(lambda: schemas["list"].load(list_params), loops),
+    )
+    add(
+        "params: get schema load, marshmallow",
+        timed(lambda: Schema.load(schemas["get"], {"id": 42}), loops),
+        "before",
+    )
+    add(
+        "params: list schema load, marshmallow",
+        timed(lambda: Schema.load(schemas["list"], list_params), loops),
+        "before",
     )
 
     # The db plugin's own work around its one statement.
