@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 from lowcode_runtime import errors  # noqa: E402
 from lowcode_runtime.envelope import ok_response  # noqa: E402
 from lowcode_runtime.fields import (  # noqa: E402
+    OutboundHeaders,
     Scalar,
     StrictBoolean,
     StrictInteger,
@@ -60,6 +61,7 @@ __all__ = [
     "PluginInfo",
     "Redactor",
     "Result",
+    "OutboundHeaders",
     "Scalar",
     "SecretsSource",
     "StrictBoolean",

@@ -12,7 +12,15 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-__all__ = ["Scalar", "StrictBoolean", "StrictInteger", "check_header_names"]
+from lowcode_runtime.templates import check_templates
+
+__all__ = [
+    "OutboundHeaders",
+    "Scalar",
+    "StrictBoolean",
+    "StrictInteger",
+    "check_header_names",
+]
 
 # RFC 9110 token characters: what a header name may hold.
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -86,3 +94,19 @@ def check_header_names(value: dict[str, Any]) -> None:
             found[name] = f"header {name!r} is set by the service and may not be given"
     if found:
         raise ValidationError(found)
+
+
+class OutboundHeaders(fields.Dict):
+    """The ``headers`` of an outbound request: valid names, scalar values, known templates.
+
+    One field for every type that calls out, so each refuses the same headers in the same words.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("load_default", dict)
+        super().__init__(
+            keys=fields.String(),
+            values=Scalar(),
+            validate=[check_header_names, check_templates],
+            **kwargs,
+        )

@@ -23,7 +23,8 @@ PUBLIC_MODULES = {"lowcode_runtime.errors", "lowcode_runtime.testing"}
 PINNED = {
     "__version__", "hookimpl", "errors",
     "Call", "DataSourceType", "Deadline", "PluginInfo", "Result", "SecretsSource",
-    "Scalar", "StrictBoolean", "StrictInteger", "check_header_names", "check_templates",
+    "OutboundHeaders", "Scalar", "StrictBoolean", "StrictInteger", "check_header_names",
+    "check_templates",
     "url_problem",
     "TemplateContext", "MissingParam", "missing_param", "render_entry", "render_headers",
     "secret_names",

@@ -19,10 +19,10 @@ from marshmallow import (
 )
 
 from lowcode_runtime.fields import (
+    OutboundHeaders,
     Scalar,
     StrictBoolean,
     StrictInteger,
-    check_header_names,
 )
 from lowcode_runtime.templates import TEMPLATE, check_templates, json_depth
 
@@ -97,12 +97,7 @@ class RestDefinitionSchema(Schema):
         load_default=dict,
         validate=check_templates,
     )
-    headers = fields.Dict(
-        keys=fields.String(),
-        values=Scalar(),
-        load_default=dict,
-        validate=[check_header_names, check_templates],
-    )
+    headers = OutboundHeaders()
     body = AnyJson(
         load_default=None, allow_none=True, validate=[_not_too_deep, check_templates]
     )

@@ -12,9 +12,8 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from yarl import URL
 
 from lowcode_runtime import (
-    Scalar,
+    OutboundHeaders,
     StrictInteger,
-    check_header_names,
     check_templates,
     url_problem,
 )
@@ -53,12 +52,7 @@ class GraphqlDefinitionSchema(Schema):
         load_default=dict,
         validate=check_templates,
     )
-    headers = fields.Dict(
-        keys=fields.String(),
-        values=Scalar(),
-        load_default=dict,
-        validate=[check_header_names, check_templates],
-    )
+    headers = OutboundHeaders()
     timeoutMs = StrictInteger(
         load_default=None, validate=validate.Range(min=1, max=MAX_TIMEOUT_MS)
     )
