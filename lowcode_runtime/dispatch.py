@@ -18,7 +18,7 @@ from lowcode_runtime import envelope, errors, events, metrics
 from lowcode_runtime.handler_tasks import await_handler
 from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
-from lowcode_runtime.logs import debug_enabled, logger
+from lowcode_runtime.logs import debug_enabled, hot_line, logger
 from lowcode_runtime.middleware import DEADLINE
 from lowcode_runtime.requests import read_json_object
 from lowcode_runtime.types import Call, DataSourceType, Result
@@ -357,22 +357,24 @@ def _record(
 
     what = f"{meta['type']}.{meta['operation']} {meta['dataSource']!r}"
     if error is None:
-        logger.bind(
-            event=events.CALL_SUCCESS,
-            projectId=project_id,
-            durationMs=duration_ms,
-            status=outcome,
+        fields = {
+            "event": events.CALL_SUCCESS,
+            "projectId": project_id,
+            "durationMs": duration_ms,
+            "status": outcome,
             **meta,
-            httpStatus=200,
-        ).info(f"{what} succeeded")
+            "httpStatus": 200,
+        }
+        hot_line("info", f"{what} succeeded", fields)
     else:
-        logger.bind(
-            event=events.CALL_ERROR,
-            projectId=project_id,
-            durationMs=duration_ms,
-            status=outcome,
+        fields = {
+            "event": events.CALL_ERROR,
+            "projectId": project_id,
+            "durationMs": duration_ms,
+            "status": outcome,
             **meta,
-            httpStatus=error.status,
-            errorCode=error.code,
-        ).warning(f"{what} failed: {error.code}: {error.message}")
+            "httpStatus": error.status,
+            "errorCode": error.code,
+        }
+        hot_line("warning", f"{what} failed: {error.code}: {error.message}", fields)
     return duration_ms

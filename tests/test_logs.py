@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from lowcode_runtime import context
 from lowcode_runtime.logs import (
     _nested_clean,
     _plainly_clean,
+    hot_line,
     logger,
     setup_logging,
     utc_time,
@@ -120,3 +123,47 @@ def test_the_line_time_is_isoformat_in_utc_to_the_millisecond(moment):
     expected = moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
     assert utc_time(moment) == expected
+
+
+def _one_line(level: str, write: Callable[[], None]) -> list[dict[str, Any]]:
+    stream = io.StringIO()
+    setup_logging(level, "json", stream=stream)
+    tokens = context.trace_id_var.set("t-1"), context.request_id_var.set("r-1")
+    try:
+        write()
+    finally:
+        context.trace_id_var.reset(tokens[0])
+        context.request_id_var.reset(tokens[1])
+        setup_logging("warning", "json")
+    return [json.loads(text) for text in stream.getvalue().splitlines()]
+
+
+def test_a_hot_line_is_the_line_loguru_writes():
+    fields = {"event": "demo.event", "answer": 42, "token": "Bearer abcdefghijklmnop"}
+    hot = _one_line("info", lambda: hot_line("info", "hello", dict(fields)))
+    usual = _one_line("info", lambda: logger.bind(**fields).info("hello"))
+
+    assert len(hot) == len(usual) == 1
+    assert hot[0].keys() == usual[0].keys()
+    assert {**hot[0], "time": None} == {**usual[0], "time": None}
+    assert "abcdefghijklmnop" not in json.dumps(hot[0])  # masked alike
+
+
+def test_a_hot_line_below_the_level_is_not_written():
+    assert _one_line("warning", lambda: hot_line("info", "hello", {"event": "e"})) == []
+    written = _one_line("warning", lambda: hot_line("warning", "hi", {"event": "e"}))
+    assert [line["level"] for line in written] == ["warning"]
+
+
+def test_a_hot_line_reaches_a_sink_added_since():
+    seen: list[str] = []
+
+    def add_and_write() -> None:
+        sink = logger.add(lambda message: seen.append(message.record["message"]))
+        try:
+            hot_line("info", "hello", {"event": "e"})
+        finally:
+            logger.remove(sink)
+
+    assert [line["message"] for line in _one_line("info", add_and_write)] == ["hello"]
+    assert seen == ["hello"]
