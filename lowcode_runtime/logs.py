@@ -211,6 +211,7 @@ def hot_line(level: str, message: str, fields: dict[str, Any]) -> None:
     format, a sink added since) loguru writes it as it writes every other line.
     """
     sink = _direct_sink
+    # Private to loguru (pinned at 0.7.x): it offers no public way to list its sinks.
     handlers = logger._core.handlers  # type: ignore[attr-defined]
     if sink is None or len(handlers) != 1 or _direct_handler not in handlers:
         logger.bind(**fields).log(level.upper(), message)
