@@ -356,25 +356,17 @@ def _record(
     metrics.child(metrics.CALL_DURATION, *labels).observe(duration_ms / 1000)
 
     what = f"{meta['type']}.{meta['operation']} {meta['dataSource']!r}"
+    fields = {
+        "event": events.CALL_ERROR if error else events.CALL_SUCCESS,
+        "projectId": project_id,
+        "durationMs": duration_ms,
+        "status": outcome,
+        **meta,
+        "httpStatus": error.status if error else 200,
+    }
     if error is None:
-        fields = {
-            "event": events.CALL_SUCCESS,
-            "projectId": project_id,
-            "durationMs": duration_ms,
-            "status": outcome,
-            **meta,
-            "httpStatus": 200,
-        }
         hot_line("info", f"{what} succeeded", fields)
     else:
-        fields = {
-            "event": events.CALL_ERROR,
-            "projectId": project_id,
-            "durationMs": duration_ms,
-            "status": outcome,
-            **meta,
-            "httpStatus": error.status,
-            "errorCode": error.code,
-        }
+        fields["errorCode"] = error.code
         hot_line("warning", f"{what} failed: {error.code}: {error.message}", fields)
     return duration_ms

@@ -32,10 +32,9 @@ from lowcode_runtime.plugins import PluginManager, build_type_registry
 SHUTDOWN_GRACE_S = 25.0
 """How long in-flight requests may run after SIGTERM; below the usual 30 s of orchestrators."""
 
-# TODO(aio-libs/aiopg#909): aiohttp.GunicornUVLoopWebWorker and uvloop's loop in one process
-# once aiopg removes the reader of a failed connection handshake. Under uvloop a database that
-# was down and comes back is never reached again (RuntimeError: the handler is closed), which
-# costs more than uvloop's ~8 % less CPU per call gains.
+# The standard asyncio loop, not uvloop: with aiopg 1.4 under uvloop a database that was down
+# and comes back is never reached again (RuntimeError: the handler is closed; aiopg#909), which
+# outweighs the ~8 % less CPU a call uvloop measured here (bench/costs.md).
 WORKER_CLASS = "aiohttp.GunicornWebWorker"
 
 
