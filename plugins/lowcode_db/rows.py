@@ -13,9 +13,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg2.extensions
 from psycopg2.extras import Json
 
 SAFE_INTEGER = 2**53 - 1
+NUMERIC_OID = 1700
 
 
 def adapt(field_type: str, value: Any) -> Any:
@@ -58,7 +60,8 @@ def row_to_json(
     names: Sequence[str], types: Sequence[str], row: Sequence[Any]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, kind, value in zip(names, types, row, strict=False):
+    # No ``strict=``: parsing that keyword costs zip about 0.2 µs a call, a third of a row.
+    for name, kind, value in zip(names, types, row):  # noqa: B905
         cls = type(value)
         # What to_json gives back unchanged or as text, without its chain of checks.
         if cls is str or value is None or cls is bool:
@@ -70,3 +73,23 @@ def row_to_json(
         else:
             out[name] = to_json(kind, value)
     return out
+
+
+def _numeric_text(value: str | None, cursor: Any) -> str | None:
+    return value
+
+
+NUMERIC_AS_TEXT = psycopg2.extensions.new_type(
+    (NUMERIC_OID,), "LOWCODE_NUMERIC_AS_TEXT", _numeric_text
+)
+
+
+def register_typecasters(connection: psycopg2.extensions.connection) -> None:
+    """Have ``connection`` hand ``numeric`` values over as PostgreSQL's own text.
+
+    That text is what a row answers (6.6: exact, ``NaN``, ``Infinity`` and ``-Infinity`` as
+    PostgreSQL writes them), so no Decimal is built per value only to be turned back into a
+    string. Unlike ``str(Decimal)`` it never uses an exponent: ``0.0000001``, not ``1E-7``.
+    Registered on one raw psycopg2 connection (aiopg's ``connection.raw``), never globally.
+    """
+    psycopg2.extensions.register_type(NUMERIC_AS_TEXT, connection)
