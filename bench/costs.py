@@ -50,6 +50,8 @@ LIST_BODY = {"dataSource": DEFINITION, "operation": "list", "params": {"limit": 
 ROWS = [
     (i, f"item {i}", decimal.Decimal(i) * decimal.Decimal("1.5")) for i in range(51)
 ]
+# The same rows as a connection of ``register_typecasters`` reads them (numeric as its text).
+TEXT_ROWS = [(i, title, str(price)) for i, title, price in ROWS]
 META = {"dataSource": "items", "type": "db", "operation": "get"}
 
 
@@ -214,6 +216,10 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
     add(
         "db: rows to JSON (list, 50 rows)",
         timed(lambda: read_rows(list_query, table, ROWS), loops),
+    )
+    add(
+        "db: rows to JSON (list, 50 rows, numeric as text)",
+        timed(lambda: read_rows(list_query, table, TEXT_ROWS), loops),
     )
 
     # The answer.
