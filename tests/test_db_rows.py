@@ -17,7 +17,8 @@ column_values = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**64), max_value=2**64),
     st.floats(),
-    st.decimals(),
+    st.decimals(allow_nan=False),  # PostgreSQL has no signalling NaN
+    st.sampled_from([decimal.Decimal("NaN"), decimal.Decimal("-Infinity")]),
     st.text(max_size=8),
     st.dates(),
     st.datetimes(timezones=st.none() | st.timezones()),
