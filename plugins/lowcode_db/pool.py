@@ -20,6 +20,7 @@ import aiopg
 import psycopg2
 import psycopg2.extensions
 
+from lowcode_db.rows import register_typecasters
 from lowcode_runtime import events
 from lowcode_runtime.errors import DbUnavailable, Timeout
 from lowcode_runtime.logs import logger
@@ -216,7 +217,7 @@ class ConnectionPool:
     async def _connect(self) -> aiopg.Connection:
         """A new connection in a place already counted in ``_open``; the place is freed on error."""
         try:
-            return await aiopg.connect(
+            connection = await aiopg.connect(
                 self.dsn,
                 timeout=ACQUIRE_TIMEOUT,
                 enable_hstore=False,
@@ -225,6 +226,9 @@ class ConnectionPool:
         except BaseException:
             self.release(None)
             raise
+        # numeric arrives as the text a row answers (rows.py), no Decimal built on the way
+        register_typecasters(connection.raw)
+        return connection
 
 
 class SessionScope:
