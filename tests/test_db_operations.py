@@ -103,7 +103,8 @@ async def test_wrong_value_types_are_rejected(db, values, path):
 async def test_tiny_and_zero_decimals_keep_their_digits_without_an_exponent(db):
     """PostgreSQL's text of a numeric, never ``str(Decimal)``'s ``1E-7`` or ``0E-8``."""
     for given, answered in (("0.0000001", "0.0000001"), ("0.00000000", "0.00000000")):
-        row = (await db.ok("create", {"values": {"price": given}}, data_source=TYPED))["data"]
+        created = await db.ok("create", {"values": {"price": given}}, data_source=TYPED)
+        row = created["data"]
         assert row["price"] == answered
         got = await db.ok("get", {"id": row["id"]}, data_source=TYPED)
         assert got["data"]["price"] == answered
