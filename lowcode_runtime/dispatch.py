@@ -6,6 +6,7 @@ Everything around a plugin's own work happens here once, for every type.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import OrderedDict
 from typing import Any
@@ -47,9 +48,12 @@ class ExecuteRequestSchema(Schema):
 _execute_schema = ExecuteRequestSchema()
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def project_id_from(request: web.Request) -> str:
     project_id = request.match_info["projectId"]
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in project_id):
+    if _CONTROL_CHARACTER.search(project_id):
         raise errors.ValidationFailed(
             "projectId must not hold control characters",
             [{"path": "projectId", "message": "must not hold control characters"}],

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import aiopg
 import pytest
 
@@ -95,3 +99,17 @@ async def test_the_proxy_counts_each_statement_as_one_round_trip(database_url):
             assert proxy.count - before == 3
     finally:
         await proxy.stop()
+
+
+def test_the_driver_comparison_runs_and_reports_both_ways(database_url):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.driver", "--statements", "200", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 4, result.stdout  # header, rule, and the two ways
+    assert "Warning" not in result.stderr, result.stderr

@@ -113,6 +113,24 @@ async def test_blank_project_id_is_rejected(client):
     assert (await response.json())["error"]["code"] == "VALIDATION_FAILED"
 
 
+@pytest.mark.parametrize("encoded", ["p%01x", "p%1Fx", "p%7Fx", "%00"])
+async def test_project_id_with_a_control_character_is_rejected(client, encoded):
+    response = await client.post(
+        f"/v1/projects/{encoded}/datasources/execute", json=call(), headers=AUTH
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "projectId"
+
+
+async def test_project_id_with_printable_unicode_is_accepted(client):
+    response = await client.post(
+        "/v1/projects/caf%C3%A9-%E2%82%AC/datasources/execute", json=call(), headers=AUTH
+    )
+    assert response.status == 200, await response.text()
+
+
 async def test_internal_error_hides_the_exception(client, logs):
     response = await client.post(
         EXECUTE, json=call(operation="crash", params={}), headers=AUTH
