@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
-from lowcode_db.schema import MAX_FIELDS, IdParams, ListParams
+from lowcode_db.schema import (
+    MAX_FIELDS,
+    CreateParams,
+    IdParams,
+    ListParams,
+    UpdateParams,
+)
 from lowcode_db.values import INT64_MAX
 
 _names = st.sampled_from(
@@ -87,6 +93,25 @@ def test_plain_id_params_load_as_marshmallow_loads_them(data):
         assert fast == _marshmallow(schema, data)
 
 
+_values = st.one_of(st.dictionaries(st.text(max_size=5), _json, max_size=3), _json)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.fixed_dictionaries(
+            {}, optional={"id": _json, "values": _values, "other": _json}
+        ),
+        _json,
+    )
+)
+def test_plain_create_and_update_params_load_as_marshmallow_loads_them(data):
+    for schema in (CreateParams(), UpdateParams()):
+        fast = schema.plainly_valid(data)
+        if fast is not None:
+            assert fast == _marshmallow(schema, data)
+
+
 def test_the_usual_calls_take_the_fast_path():
     usual = {
         "filter": {"category": "c3"},
@@ -98,3 +123,11 @@ def test_the_usual_calls_take_the_fast_path():
     assert ListParams().plainly_valid(usual) == _marshmallow(ListParams(), usual)
     assert ListParams().plainly_valid({}) is not None
     assert IdParams().plainly_valid({"id": 42}) == {"id": 42}
+    created = {"values": {"title": "a", "price": "1.50"}}
+    assert CreateParams().plainly_valid(created) == _marshmallow(
+        CreateParams(), created
+    )
+    updated = {"id": 7, "values": {"title": "b"}}
+    assert UpdateParams().plainly_valid(updated) == _marshmallow(
+        UpdateParams(), updated
+    )

@@ -54,28 +54,56 @@ class Problems:
             raise ValidationFailed.from_details(self.details)
 
 
+class _Unbuilt:
+    """Stands for SQL that need not be built: a statement of the same shape is cached."""
+
+    def format(self, *parts: Any, **named: Any) -> _Unbuilt:
+        return self
+
+    def join(self, parts: Any) -> _Unbuilt:
+        for _ in parts:  # a generator of parts still runs, so its params are bound
+            pass
+        return self
+
+
+_UNBUILT = _Unbuilt()
+
+
+def _unbuilt(*args: Any, **kwargs: Any) -> Any:
+    return _UNBUILT
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class FilterCompiler:
-    """Turns one ``filter`` object into a WHERE condition and its parameters."""
+    """Turns one ``filter`` object into a WHERE condition and its parameters.
 
-    def __init__(self, table: Table, problems: Problems) -> None:
+    With ``build_sql`` false it checks the filter and binds its parameters alike, in the same
+    order, but builds no SQL: the caller has the statement of this filter's shape already.
+    """
+
+    def __init__(
+        self, table: Table, problems: Problems, build_sql: bool = True
+    ) -> None:
         self.table = table
         self.problems = problems
         self.params: list[Any] = []
         self.conditions = 0
+        self._sql: Any = sql.SQL if build_sql else _unbuilt
+        self._name: Any = sql.Identifier if build_sql else _unbuilt
+        self._placeholder: Any = placeholder if build_sql else _unbuilt
 
     def compile(
         self, node: Any, path: str = "params.filter", depth: int = 0
     ) -> sql.Composable:
         if not isinstance(node, dict):
             self.problems.add(path, "expected an object of field conditions")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if depth > MAX_DEPTH:
             self.problems.add(path, f"'or' is nested deeper than {MAX_DEPTH} levels")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
 
         parts = []
         for key, value in node.items():
@@ -85,43 +113,43 @@ class FilterCompiler:
                     "params.filter", f"more than {MAX_CONDITIONS} conditions"
                 )
             if self.conditions > MAX_CONDITIONS:
-                return sql.SQL("FALSE")
+                return self._sql("FALSE")
             if key == "or":
                 parts.append(self._or(value, f"{path}.or", depth))
             else:
                 parts.append(self._field(key, value, f"{path}.{key}"))
-        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
+        return self._sql(" AND ").join(parts) if parts else self._sql("TRUE")
 
     def _or(self, value: Any, path: str, depth: int) -> sql.Composable:
         if not isinstance(value, list):
             self.problems.add(path, "expected a list of filters")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if not value:
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         branches = [
             self.compile(item, f"{path}.{i}", depth + 1) for i, item in enumerate(value)
         ]
-        return sql.SQL("({})").format(
-            sql.SQL(" OR ").join(sql.SQL("({})").format(b) for b in branches)
+        return self._sql("({})").format(
+            self._sql(" OR ").join(self._sql("({})").format(b) for b in branches)
         )
 
     def _field(self, name: str, value: Any, path: str) -> sql.Composable:
         column = self.table.column(name) if isinstance(name, str) else None
         if column is None:
             self.problems.add(path, "unknown field")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if isinstance(value, dict):
             if not value:
                 self.problems.add(path, "expected at least one operator")
-                return sql.SQL("FALSE")
+                return self._sql("FALSE")
             parts = [
                 self._operator(column, op, operand, f"{path}.{op}")
                 for op, operand in value.items()
             ]
-            return sql.SQL(" AND ").join(parts)
+            return self._sql(" AND ").join(parts)
         if isinstance(value, list):
             self.problems.add(path, 'to match one of several values use {"in": [...]}')
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         return self._operator(column, "eq", value, path)
 
     def _load(self, column: Column, value: Any, path: str) -> Any:
@@ -136,38 +164,38 @@ class FilterCompiler:
 
     def _bind(self, column: Column, value: Any, path: str) -> sql.Composable:
         self.params.append(self._load(column, value, path))
-        return placeholder(column.type)
+        return self._placeholder(column.type)
 
     def _operator(
         self, column: Column, op: str, operand: Any, path: str
     ) -> sql.Composable:
-        name = sql.Identifier(column.name)
+        name = self._name(column.name)
         if op not in OPERATORS:
             self.problems.add(
                 path, f"unknown operator; expected one of {', '.join(OPERATORS)}"
             )
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
 
         if op in ("eq", "ne") and operand is None:
-            return sql.SQL("{} IS {}NULL").format(
-                name, sql.SQL("" if op == "eq" else "NOT ")
+            return self._sql("{} IS {}NULL").format(
+                name, self._sql("" if op == "eq" else "NOT ")
             )
         if op == "isNull":
             if not isinstance(operand, bool):
                 self.problems.add(path, "expected true or false")
-                return sql.SQL("FALSE")
-            return sql.SQL("{} IS {}NULL").format(
-                name, sql.SQL("" if operand else "NOT ")
+                return self._sql("FALSE")
+            return self._sql("{} IS {}NULL").format(
+                name, self._sql("" if operand else "NOT ")
             )
         if operand is None:
             self.problems.add(
                 path, f"null is only allowed with eq and ne, not with {op}"
             )
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if op == "eq":
-            return sql.SQL("{} = {}").format(name, self._bind(column, operand, path))
+            return self._sql("{} = {}").format(name, self._bind(column, operand, path))
         if op == "ne":
-            return sql.SQL("{} IS DISTINCT FROM {}").format(
+            return self._sql("{} IS DISTINCT FROM {}").format(
                 name, self._bind(column, operand, path)
             )
         if op in ("in", "notIn"):
@@ -177,22 +205,22 @@ class FilterCompiler:
 
         if column.type in UNORDERED:
             self.problems.add(path, f"{op} does not apply to a {column.type} field")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         symbol = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[op]
-        return sql.SQL("{} {} {}").format(
-            name, sql.SQL(symbol), self._bind(column, operand, path)
+        return self._sql("{} {} {}").format(
+            name, self._sql(symbol), self._bind(column, operand, path)
         )
 
     def _list(self, column: Column, op: str, operand: Any, path: str) -> sql.Composable:
         if not isinstance(operand, list):
             self.problems.add(path, "expected a list of values")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if len(operand) > MAX_LIST:
             self.problems.add(path, f"a list holds at most {MAX_LIST} values")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if column.type == "json":
             self.problems.add(path, f"{op} does not apply to a json field")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         values = []
         for i, item in enumerate(operand):
             if item is None:
@@ -200,30 +228,30 @@ class FilterCompiler:
             else:
                 values.append(self._load(column, item, f"{path}.{i}"))
         self.params.append(values)
-        name = sql.Identifier(column.name)
+        name = self._name(column.name)
         if op == "in":
-            return sql.SQL("{} = ANY({})").format(
-                name, placeholder(column.type, array=True)
+            return self._sql("{} = ANY({})").format(
+                name, self._placeholder(column.type, array=True)
             )
-        return sql.SQL("({} IS NULL OR {} <> ALL({}))").format(
-            name, name, placeholder(column.type, array=True)
+        return self._sql("({} IS NULL OR {} <> ALL({}))").format(
+            name, name, self._placeholder(column.type, array=True)
         )
 
     def _like(self, column: Column, op: str, operand: Any, path: str) -> sql.Composable:
         if column.type not in TEXTUAL:
             self.problems.add(path, f"{op} applies to string and text fields only")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         if not isinstance(operand, str):
             self.problems.add(path, "expected a string")
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         try:
             check_text(operand)
         except ValidationError as e:
             self.problems.add(path, " ".join(map(str, e.messages)))
-            return sql.SQL("FALSE")
+            return self._sql("FALSE")
         pattern = _escape_like(operand) + "%"
         self.params.append(pattern if op == "startsWith" else "%" + pattern)
-        return sql.SQL("{} ILIKE %s ESCAPE '\\'").format(sql.Identifier(column.name))
+        return self._sql("{} ILIKE %s ESCAPE '\\'").format(self._name(column.name))
 
 
 def compile_sort(table: Table, sort: list[str], problems: Problems) -> sql.Composable:

@@ -87,34 +87,79 @@ def _load_values(
         return {}
 
 
-def _id_condition(
-    table: Table, value: Any, problems: Problems
-) -> tuple[sql.Composable, Any]:
-    condition = sql.SQL("{} = {}").format(
-        sql.Identifier("id"), placeholder(table.id_type)
-    )
-    return condition, _load_id(table, value, problems)
+def _id_equals(table: Table) -> sql.Composable:
+    return sql.SQL("{} = {}").format(sql.Identifier("id"), placeholder(table.id_type))
+
+
+def filter_shape(node: Any) -> Any:
+    """What of a filter its SQL depends on: keys, nesting, and which operands are null or bool.
+
+    Any other operand becomes its type's name: it is bound as a parameter, whatever its value.
+    """
+    kind = type(node)
+    if kind is dict:
+        return tuple((key, filter_shape(value)) for key, value in node.items())
+    if kind is list:  # a tuple led by a text: never equal to an object's tuple of pairs
+        return ("[]", tuple(filter_shape(item) for item in node))
+    if node is None or kind is bool:
+        return node
+    return kind.__name__
 
 
 def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
+    filter_ = params.get("filter") or {}
+    sort = params.get("sort") or []
+    fields = params.get("fields")
+    with_total = bool(params.get("withTotal"))
+    limit, offset = params.get("limit", 50), params.get("offset", 0)
+    key = (
+        "list",
+        schema,
+        table.checksum,
+        filter_shape(filter_),
+        tuple(sort) if type(sort) is list else repr(sort),
+        tuple(fields) if type(fields) is list else repr(fields),
+        with_total,
+    )
+
     problems = Problems()
-    compiler = FilterCompiler(table, problems)
-    where = compiler.compile(params.get("filter") or {})
-    order = compile_sort(table, params.get("sort") or [], problems)
-    names = select_names(table, params.get("fields"), problems)
+    cached = STATEMENTS.get(key)
+    compiler = FilterCompiler(table, problems, build_sql=cached is None)
+    where = compiler.compile(filter_)
+    if cached is None:
+        order = compile_sort(table, sort, problems)
+        names = select_names(table, fields, problems)
     problems.raise_any()
 
-    limit, offset = params.get("limit", 50), params.get("offset", 0)
+    if cached is not None:
+        statement, names = cached
+    else:
+        statement = Statement(
+            _list_statement(schema, table, where, order, names, with_total)
+        )
+        STATEMENTS.put(key, (statement, names))
+    bound = [*compiler.params, *compiler.params] if with_total else compiler.params
+    return Query(
+        statement, [*bound, limit + 1, offset], names, "list", limit, offset, with_total
+    )
+
+
+def _list_statement(
+    schema: str,
+    table: Table,
+    where: sql.Composable,
+    order: sql.Composable,
+    names: list[str],
+    with_total: bool,
+) -> sql.Composable:
     source = qualified(schema, table.name)
-    if not params.get("withTotal"):
-        statement = sql.SQL(
+    if not with_total:
+        return sql.SQL(
             "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s"
         ).format(_columns(names), source, where, order)
-        params_ = [*compiler.params, limit + 1, offset]
-        return Query(statement, params_, names, "list", limit, offset)
 
     # One round trip: the count and the page, the page numbered so its order survives the join.
-    statement = sql.SQL(
+    return sql.SQL(
         "SELECT c.{total}, p.* FROM (SELECT count(*) AS {total} FROM {source} WHERE {where}) c "
         "LEFT JOIN LATERAL (SELECT {columns}, row_number() OVER (ORDER BY {order}) AS {n} "
         "FROM {source} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s) p ON true "
@@ -127,8 +172,6 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
         order=order,
         n=sql.Identifier(ROW_NUMBER),
     )
-    params_ = [*compiler.params, *compiler.params, limit + 1, offset]
-    return Query(statement, params_, names, "list", limit, offset, with_total=True)
 
 
 def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -138,26 +181,42 @@ def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
     return Query(_get_statement(schema, table), [value], list(table.names), "row")
 
 
-_GET_STATEMENTS: dict[tuple[str, str], Statement] = {}
-MAX_CACHED_STATEMENTS = 4096
+class StatementCache:
+    """Statements by the shape of the call that built them; a warm call reuses its shape's.
+
+    Keys start with the operation, the schema and the table's checksum, so a changed table
+    gets statements of its own. Bounded: past ``size`` entries it starts over.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = value
+
+
+STATEMENTS = StatementCache()
 
 
 def _get_statement(schema: str, table: Table) -> Statement:
     """A warm get sends the text built for the first one; the table's shape is its key."""
-    key = (schema, table.checksum)
-    statement = _GET_STATEMENTS.get(key)
+    key = ("get", schema, table.checksum)
+    statement = STATEMENTS.get(key)
     if statement is None:
-        condition = sql.SQL("{} = {}").format(
-            sql.Identifier("id"), placeholder(table.id_type)
-        )
         statement = Statement(
             sql.SQL("SELECT {} FROM {} WHERE {}").format(
-                _columns(list(table.names)), qualified(schema, table.name), condition
+                _columns(list(table.names)),
+                qualified(schema, table.name),
+                _id_equals(table),
             )
         )
-        if len(_GET_STATEMENTS) >= MAX_CACHED_STATEMENTS:
-            _GET_STATEMENTS.clear()
-        _GET_STATEMENTS[key] = statement
+        STATEMENTS.put(key, statement)
     return statement
 
 
@@ -191,40 +250,63 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
     problems.raise_any()
 
     names = list(table.names)
-    statement, bound = insert_statement(schema, table, values, _columns(names))
+    key = ("create", schema, table.checksum, tuple(values))
+    statement = STATEMENTS.get(key)
+    if statement is None:
+        composed, bound = insert_statement(schema, table, values, _columns(names))
+        statement = Statement(composed)
+        STATEMENTS.put(key, statement)
+    else:
+        bound = [adapt(table.column_type(n), v) for n, v in values.items()]
     return Query(statement, bound, names, "row")
 
 
 def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
     problems = Problems()
-    condition, id_value = _id_condition(table, params["id"], problems)
+    id_value = _load_id(table, params["id"], problems)
     values = _load_values(table, params["values"], True, problems)
     problems.raise_any()
     if not values:
         return build_get(schema, table, params)
 
     names = list(table.names)
-    assignments = [
-        sql.SQL("{} = {}").format(sql.Identifier(n), placeholder(table.column_type(n)))
-        for n in values
-    ]
-    statement = sql.SQL("UPDATE {} SET {} WHERE {} RETURNING {}").format(
-        qualified(schema, table.name),
-        sql.SQL(", ").join(assignments),
-        condition,
-        _columns(names),
-    )
+    key = ("update", schema, table.checksum, tuple(values))
+    statement = STATEMENTS.get(key)
+    if statement is None:
+        assignments = [
+            sql.SQL("{} = {}").format(
+                sql.Identifier(n), placeholder(table.column_type(n))
+            )
+            for n in values
+        ]
+        condition = _id_equals(table)
+        statement = Statement(
+            sql.SQL("UPDATE {} SET {} WHERE {} RETURNING {}").format(
+                qualified(schema, table.name),
+                sql.SQL(", ").join(assignments),
+                condition,
+                _columns(names),
+            )
+        )
+        STATEMENTS.put(key, statement)
     bound = [adapt(table.column_type(n), v) for n, v in values.items()]
     return Query(statement, [*bound, id_value], names, "row")
 
 
 def build_delete(schema: str, table: Table, params: dict[str, Any]) -> Query:
     problems = Problems()
-    condition, value = _id_condition(table, params["id"], problems)
+    value = _load_id(table, params["id"], problems)
     problems.raise_any()
-    statement = sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(
-        qualified(schema, table.name), condition, sql.Identifier("id")
-    )
+    key = ("delete", schema, table.checksum)
+    statement = STATEMENTS.get(key)
+    if statement is None:
+        condition = _id_equals(table)
+        statement = Statement(
+            sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(
+                qualified(schema, table.name), condition, sql.Identifier("id")
+            )
+        )
+        STATEMENTS.put(key, statement)
     return Query(statement, [value], ["id"], "deleted")
 
 

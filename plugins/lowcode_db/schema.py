@@ -263,13 +263,28 @@ class IdParams(PlainFirst):
         return None
 
 
-class CreateParams(Schema):
+class CreateParams(PlainFirst):
     values = mf.Dict(required=True)
 
+    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
+        if type(data) is dict and len(data) == 1 and type(data.get("values")) is dict:
+            return {"values": dict(data["values"])}
+        return None
 
-class UpdateParams(Schema):
+
+class UpdateParams(PlainFirst):
     id = mf.Raw(required=True, allow_none=False)
     values = mf.Dict(required=True)
+
+    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
+        if (
+            type(data) is dict
+            and len(data) == 2
+            and data.get("id") is not None
+            and type(data.get("values")) is dict
+        ):
+            return {"id": data["id"], "values": dict(data["values"])}
+        return None
 
 
 def operation_schemas() -> dict[str, Schema]:
