@@ -24,6 +24,7 @@ from aiocache import Cache
 from aiohttp.test_utils import make_mocked_request
 from marshmallow import Schema
 
+from lowcode_db import queries
 from lowcode_db.model import build_table
 from lowcode_db.queries import BUILDERS, Query, read_rows
 from lowcode_db.schema import DefinitionSchema, operation_schemas
@@ -207,6 +208,23 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
         ),
     )
     table = build_table(loaded)
+    loaded_list = schemas["list"].load(
+        {"filter": {"title": "item 3"}, "sort": ["-id"], "limit": 50}
+    )
+    create_params = {"values": {"title": "a", "price": "9.50"}}
+    for operation, params in (("list", loaded_list), ("create", create_params)):
+        add(
+            f"db: {operation} statement (its shape's, cached)",
+            timed(
+                lambda o=operation, p=params: BUILDERS[o]("preview_bench", table, p),
+                loops,
+            ),
+        )
+        add(
+            f"db: {operation} statement (built for the call)",
+            timed(lambda o=operation, p=params: _built(o, table, p), loops),
+            "before",
+        )
     list_query = BUILDERS["list"]("preview_bench", table, schemas["list"].load({}))
     get_query: Query = BUILDERS["get"]("preview_bench", table, {"id": 42})
     add(
@@ -288,6 +306,12 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
     await limiter.close()
     await timed_out.close()
     return results
+
+
+def _built(operation: str, table: Any, params: dict[str, Any]) -> Query:
+    """A statement built as before the shape cache: from nothing, for every call."""
+    queries.STATEMENTS = queries.StatementCache()
+    return BUILDERS[operation]("preview_bench", table, params)
 
 
 async def _no_handler(call: Any) -> Result:

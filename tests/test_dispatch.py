@@ -126,7 +126,9 @@ async def test_project_id_with_a_control_character_is_rejected(client, encoded):
 
 async def test_project_id_with_printable_unicode_is_accepted(client):
     response = await client.post(
-        "/v1/projects/caf%C3%A9-%E2%82%AC/datasources/execute", json=call(), headers=AUTH
+        "/v1/projects/caf%C3%A9-%E2%82%AC/datasources/execute",
+        json=call(),
+        headers=AUTH,
     )
     assert response.status == 200, await response.text()
 
