@@ -8,14 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
+from lowcode_db.model import build_table
 from lowcode_db.schema import (
     MAX_FIELDS,
     CreateParams,
+    DefinitionSchema,
     IdParams,
     ListParams,
     UpdateParams,
 )
-from lowcode_db.values import INT64_MAX
+from lowcode_db.values import INT64_MAX, load_plainly_valid
 
 _names = st.sampled_from(
     [
@@ -131,3 +133,56 @@ def test_the_usual_calls_take_the_fast_path():
     assert UpdateParams().plainly_valid(updated) == _marshmallow(
         UpdateParams(), updated
     )
+
+
+_TYPED = build_table(
+    DefinitionSchema().load(
+        {
+            "table": "typed",
+            "fields": [
+                {"name": "label", "type": "string", "required": True},
+                {"name": "body", "type": "text"},
+                {"name": "count", "type": "integer", "default": 0},
+                {"name": "ratio", "type": "float"},
+                {"name": "price", "type": "decimal"},
+                {"name": "flag", "type": "boolean", "required": True, "default": False},
+                {"name": "day", "type": "date"},
+                {"name": "at", "type": "datetime"},
+                {"name": "meta", "type": "json"},
+                {"name": "ref", "type": "uuid"},
+            ],
+        }
+    )
+)
+_value = st.one_of(
+    _json,
+    st.sampled_from(
+        [
+            "2024-05-01",
+            "2024-05-01T12:00:00Z",
+            "1.50",
+            "NaN",
+            "a" * 256,
+            "\x00",
+            2**63,
+            2**53 + 1,
+        ]
+    ),
+    st.just("6f1c3c1e-8a4b-4a3c-9c2d-2b1e0f3a4d5c"),
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.dictionaries(st.sampled_from([*_TYPED.names, "nope"]), _value, max_size=6),
+    st.booleans(),
+)
+def test_plain_values_load_as_marshmallow_loads_them(values, partial):
+    schema = _TYPED.values_schema(partial)
+    fast = load_plainly_valid(schema, values)
+
+    if fast is not None:
+        assert fast == _marshmallow(schema, values)
+        assert list(fast) == list(
+            _marshmallow(schema, values)
+        )  # the columns' order too

@@ -17,7 +17,7 @@ from lowcode_db.ddl import qualified
 from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
 from lowcode_db.model import Table, placeholder
 from lowcode_db.rows import adapt, row_to_json, to_json
-from lowcode_db.values import load_value
+from lowcode_db.values import load_plainly_valid, load_value
 from lowcode_runtime.errors import flatten_messages
 
 TOTAL = "__lowcode_total"
@@ -80,8 +80,12 @@ def _load_values(
             else f"the id is generated ({GENERATED_IDS[table.id_type]}): leave it out",
         )
         values = {k: v for k, v in values.items() if k != "id"}
+    schema = table.values_schema(partial)
+    loaded = load_plainly_valid(schema, values)
+    if loaded is not None:
+        return loaded
     try:
-        return table.values_schema(partial).load(values)
+        return schema.load(values)
     except ValidationError as e:
         problems.extend(flatten_messages(e.messages, "params.values"))
         return {}
