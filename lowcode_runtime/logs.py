@@ -7,6 +7,7 @@ current request are added to every line from the context variables.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -180,6 +181,8 @@ class MaskedSink:
         self.stream = stream
         self.fmt = fmt
         self.lock = threading.Lock()  # the direct lines below do not pass loguru's
+        # The loop a flush is scheduled on: a loop that closed before it ran holds no line.
+        self._flush_pending: asyncio.AbstractEventLoop | None = None
 
     def __call__(self, message: Any) -> None:
         record = message.record
@@ -192,8 +195,27 @@ class MaskedSink:
         self.write_line(text)
 
     def write_line(self, text: str) -> None:
+        """Write one line; in the event loop, flushed once at the end of its turn.
+
+        Under load a turn ends many calls, and a system call per line was a measurable part
+        of each; a line still leaves the process within the turn that wrote it. Outside a
+        running loop (start-up, threads, shutdown) each line is flushed at once.
+        """
         with self.lock:
             self.stream.write(text + "\n")
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.stream.flush()
+                return
+            if self._flush_pending is loop:
+                return
+            self._flush_pending = loop
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush_pending = None
             self.stream.flush()
 
 

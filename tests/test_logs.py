@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -167,3 +169,70 @@ def test_a_hot_line_reaches_a_sink_added_since():
 
     assert [line["message"] for line in _one_line("info", add_and_write)] == ["hello"]
     assert seen == ["hello"]
+
+
+class CountingStream(io.StringIO):
+    """A stream that says what reached it: ``flushed`` holds its text at each flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue())
+
+
+async def test_lines_of_one_event_loop_turn_are_flushed_once_at_its_end():
+    stream = CountingStream()
+    setup_logging("info", "json", stream=stream)
+    try:
+        for n in range(3):
+            logger.bind(event="test.turn").info(f"line {n}")
+        assert stream.flushed == []  # not yet: the turn goes on
+
+        await asyncio.sleep(0)
+        assert len(stream.flushed) == 1
+        assert stream.flushed[0].count("\n") == 3
+
+        logger.info("next turn")
+        await asyncio.sleep(0)
+        assert len(stream.flushed) == 2
+    finally:
+        setup_logging("warning", "json")
+
+
+def test_a_line_outside_an_event_loop_is_flushed_at_once():
+    stream = CountingStream()
+    setup_logging("info", "json", stream=stream)
+    try:
+        logger.info("start-up")
+        assert len(stream.flushed) == 1
+    finally:
+        setup_logging("warning", "json")
+
+
+def test_a_loop_that_ended_before_its_flush_holds_no_line_back():
+    stream = CountingStream()
+    setup_logging("info", "json", stream=stream)
+    try:
+        loop = asyncio.new_event_loop()
+        with pytest.raises(SystemExit):  # leaves the loop at once, its turn unfinished
+            loop.run_until_complete(_log_and_stop_at_once())  # its flush never runs
+        loop.close()
+        before = len(stream.flushed)
+
+        asyncio.run(_log_one("in a new loop"))
+        assert len(stream.flushed) > before
+        assert "in a new loop" in stream.flushed[-1]
+    finally:
+        setup_logging("warning", "json")
+
+
+async def _log_and_stop_at_once() -> None:
+    logger.info("last line of a loop")
+    raise SystemExit
+
+
+async def _log_one(text: str) -> None:
+    logger.info(text)
+    await asyncio.sleep(0)
