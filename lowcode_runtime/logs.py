@@ -8,6 +8,7 @@ current request are added to every line from the context variables.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import sys
@@ -183,6 +184,7 @@ class MaskedSink:
         self.lock = threading.Lock()  # the direct lines below do not pass loguru's
         # The loop a flush is scheduled on: a loop that closed before it ran holds no line.
         self._flush_pending: asyncio.AbstractEventLoop | None = None
+        self._pending: list[str] = []
 
     def __call__(self, message: Any) -> None:
         record = message.record
@@ -195,19 +197,21 @@ class MaskedSink:
         self.write_line(text)
 
     def write_line(self, text: str) -> None:
-        """Write one line; in the event loop, flushed once at the end of its turn.
+        """Write one line; in the event loop, the lines of a turn go out together at its end.
 
         Under load a turn ends many calls, and a system call per line was a measurable part
-        of each; a line still leaves the process within the turn that wrote it. Outside a
-        running loop (start-up, threads, shutdown) each line is flushed at once.
+        of each (an unbuffered stdout, as ``PYTHONUNBUFFERED`` makes it, writes every line
+        at once); a line still leaves the process within the turn that wrote it. Outside a
+        running loop (start-up, threads, shutdown) each line is written at once.
         """
         with self.lock:
-            self.stream.write(text + "\n")
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self.stream.flush()
+                self._pending.append(text + "\n")
+                self._write_pending()
                 return
+            self._pending.append(text + "\n")
             if self._flush_pending is loop:
                 return
             self._flush_pending = loop
@@ -215,11 +219,37 @@ class MaskedSink:
 
     def flush(self) -> None:
         with self.lock:
-            self._flush_pending = None
-            self.stream.flush()
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        self._flush_pending = None
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self.stream.write(text)
+        self.stream.flush()
 
 
 _direct_sink: MaskedSink | None = None
+_sink: MaskedSink | None = None  # the sink of setup_logging, JSON or pretty
+
+
+def flush_logs() -> None:
+    """Write out the lines the current event-loop turn still holds (tests read them at once)."""
+    if _sink is not None:
+        _sink.flush()
+
+
+def _flush_at_exit() -> None:
+    """The lines of a loop that closed before its turn's flush ran; a closed stream has none."""
+    try:
+        flush_logs()
+    except (ValueError, OSError):
+        pass
+
+
+atexit.register(_flush_at_exit)
+
+
 _direct_handler = -1  # loguru's id of that sink
 _direct_levels: frozenset[str] = frozenset()
 
@@ -289,12 +319,15 @@ def setup_logging(
     level: str = "info", fmt: str = "json", stream: TextIO | None = None
 ) -> None:
     """Route every line, loguru's and the stdlib's, to one masked sink."""
-    global _debug_enabled, _direct_sink, _direct_handler, _direct_levels
+    global _debug_enabled, _direct_sink, _direct_handler, _direct_levels, _sink
     _debug_enabled = level in ("trace", "debug")
     logging.basicConfig(handlers=[StdlibToLoguru()], level=logging.WARNING, force=True)
     logger.remove()
     logger.configure(patcher=_add_trace_fields)
+    if _sink is not None:
+        _sink.flush()  # the lines of the sink being replaced go out first
     sink = MaskedSink(stream or sys.stdout, fmt)
+    _sink = sink
     if fmt == "json":
         _direct_handler = logger.add(
             sink, level=_LEVELS[level], format="{message}", catch=False
@@ -318,4 +351,11 @@ def _written_from(level: str) -> list[str]:
     return names[names.index(level) :]
 
 
-__all__ = ["StdlibToLoguru", "debug_enabled", "hot_line", "logger", "setup_logging"]
+__all__ = [
+    "StdlibToLoguru",
+    "debug_enabled",
+    "flush_logs",
+    "hot_line",
+    "logger",
+    "setup_logging",
+]

@@ -26,7 +26,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from lowcode_runtime import events, metrics
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
-from lowcode_runtime.logs import StdlibToLoguru, logger
+from lowcode_runtime.logs import StdlibToLoguru, flush_logs, logger
 from lowcode_runtime.plugins import PluginManager, build_type_registry
 
 SHUTDOWN_GRACE_S = 25.0
@@ -210,6 +210,7 @@ def _serve_workers(
         # A worker leaves through here too, as the fork returned into the arbiter's run(). It
         # must not run the master's clean-up nor its exit hooks (which would stop the embedded
         # PostgreSQL): its own app has already been drained and closed.
+        flush_logs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -36,7 +36,7 @@ from yarl import URL
 
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
-from lowcode_runtime.logs import setup_logging
+from lowcode_runtime.logs import flush_logs, setup_logging
 from lowcode_runtime.plugins import build_plugin_manager
 from lowcode_runtime.types import PluginInfo
 
@@ -134,6 +134,7 @@ class LogCapture:
 
     @property
     def text(self) -> str:
+        flush_logs()  # lines of the running event-loop turn are still held by the sink
         return self.stream.getvalue()
 
     def records(self) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -236,3 +238,24 @@ async def _log_and_stop_at_once() -> None:
 async def _log_one(text: str) -> None:
     logger.info(text)
     await asyncio.sleep(0)
+
+
+def test_the_last_lines_of_a_loop_are_written_when_the_process_exits(tmp_path):
+    """A loop that ends before its turn's flush runs still leaves its lines in the output."""
+    script = (
+        "import asyncio\n"
+        "from lowcode_runtime.logs import logger, setup_logging\n"
+        "setup_logging('info', 'json')\n"
+        "async def main():\n"
+        "    logger.info('the last words')\n"
+        "    raise SystemExit(0)\n"
+        "loop = asyncio.new_event_loop()\n"
+        "try:\n"
+        "    loop.run_until_complete(main())\n"
+        "except SystemExit:\n"
+        "    loop.close()  # the turn's flush never runs\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert "the last words" in result.stdout, result
