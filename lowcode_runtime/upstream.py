@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from multidict import CIMultiDictProxy
 
 from lowcode_runtime import errors
@@ -57,9 +58,29 @@ def is_json_type(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float. Found
+# by mapping every digit to "0" and anything else to " " (a regex is ten times slower).
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"0" * 19
+
+
 def parse_json(text: str) -> Any:
-    """Strict JSON (no NaN or Infinity); raises ValueError (RecursionError when too deep)."""
-    return json.loads(text.removeprefix("\ufeff"), parse_constant=_refuse_constant)
+    """Strict JSON (no NaN or Infinity); raises ValueError (RecursionError when too deep).
+
+    The standard library's reading is the one that holds. orjson reads the same values
+    several times faster; what it refuses (lone surrogate escapes, numbers past a float,
+    nesting past 1,024, and invalid JSON) and a text that may hold a long integer are read
+    by the standard library, which keeps every integer and says what is wrong.
+    """
+    text = text.removeprefix("\ufeff")
+    if _LONG_RUN not in text.encode("utf-8", "surrogatepass").translate(
+        _DIGITS_AS_ZEROS
+    ):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
 def _refuse_constant(name: str) -> Any:

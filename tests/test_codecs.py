@@ -11,9 +11,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lowcode_runtime import envelope, errors
+from lowcode_runtime import envelope, errors, upstream
 from lowcode_runtime.logs import logger, setup_logging
 from lowcode_runtime.masking import MASK, mask, needs_masking, secrets
+from lowcode_runtime.redact import Redactor
 from lowcode_runtime.requests import _parse_with_stdlib, parse_strict_json
 
 values = st.recursive(
@@ -185,3 +186,94 @@ texts = st.lists(pieces, max_size=8).map("".join) | st.text(max_size=20)
 def test_scanning_texts_joined_misses_nothing_that_masking_each_would_change(texts):
     if any(mask(t) != t for t in texts):
         assert needs_masking("\n".join(texts))
+
+
+def upstream_outcome(parse: Any, text: str) -> Any:
+    try:
+        return ("value", typed(parse(text)))
+    except RecursionError:
+        return ("too deep",)
+    except ValueError:
+        return ("refused",)
+
+
+def stdlib_upstream(text: str) -> Any:
+    return json.loads(
+        text.removeprefix("\ufeff"), parse_constant=upstream._refuse_constant
+    )
+
+
+@given(values)
+def test_upstream_bodies_parse_as_the_standard_library_parses_them(value):
+    text = json.dumps(value, ensure_ascii=False)
+    assert upstream_outcome(upstream.parse_json, text) == upstream_outcome(
+        stdlib_upstream, text
+    )
+
+
+@given(st.text(max_size=60))
+def test_any_upstream_text_parses_as_the_standard_library_parses_it(text):
+    assert upstream_outcome(upstream.parse_json, text) == upstream_outcome(
+        stdlib_upstream, text
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "18446744073709551616",
+        '{"id": -9223372036854775809, "n": 1234567890123456789012}',
+        "[1e400, -1e400]",
+        '"\\ud800"',
+        '"\\ud83d\\ude00"',
+        '{"a": 1, "a": 2}',
+        "[" * 1100 + "]" * 1100,
+        "\ufeff[1]",
+        "NaN",
+        "[Infinity]",
+        '"\ud800"',
+    ],
+)
+def test_where_orjson_differs_upstream_bodies_are_the_standard_librarys(text):
+    assert upstream_outcome(upstream.parse_json, text) == upstream_outcome(
+        stdlib_upstream, text
+    )
+
+
+secret_values = st.text(alphabet='ab1/ +"\\é', min_size=1, max_size=4)
+
+
+def redacted(secrets_given: list[str], walk: Any) -> Any:
+    redactor = Redactor(secrets_given)
+    try:
+        return typed(walk(redactor)), redactor.redacted
+    except RecursionError:
+        return ("too deep",)
+
+
+@given(st.lists(secret_values, max_size=3), values)
+def test_a_parsed_body_is_redacted_as_walking_it_redacts_it(secrets_given, value):
+    text = json.dumps(value, ensure_ascii=False)
+    assume("\ud800" not in text)  # an upstream's text is decoded: no lone surrogates
+    parsed = json.loads(text)
+    assert redacted(secrets_given, lambda r: r.parsed_json(parsed, text)) == redacted(
+        secrets_given, lambda r: r.json(parsed)
+    )
+
+
+@pytest.mark.parametrize(
+    ("secret", "text"),
+    [
+        ("abc", '{"k": "\\u0061bc"}'),
+        ("a/b", '["a\\/b"]'),
+        ("12", '{"n": 12}'),
+        ("1.5", "[1.50]"),
+        ("abc", '{"abc": 1}'),
+        ("abc", "[" * 600 + '"x"' + "]" * 600),
+    ],
+)
+def test_what_a_text_hides_from_a_scan_is_still_redacted(secret, text):
+    parsed = json.loads(text)
+    assert redacted([secret], lambda r: r.parsed_json(parsed, text)) == redacted(
+        [secret], lambda r: r.json(parsed)
+    )

@@ -52,7 +52,7 @@ def _data(answer: UpstreamAnswer, response_type: str, redactor: Redactor) -> Any
         response_type == "auto" and is_json_type(answer.content_type)
     ):
         try:
-            return redactor.json(parse_json(text))
+            return redactor.parsed_json(parse_json(text), text)
         except RecursionError:
             # Nested past what Python parses (or answers) without recursing too deep.
             if response_type == "json":
