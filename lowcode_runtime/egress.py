@@ -42,6 +42,8 @@ DOCUMENTATION = tuple(
 )
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 EMBEDDED = " (embedded in IPv6)"
+# Hosts whose literal verdict a policy keeps; past this many it starts afresh.
+MAX_KEPT_LITERALS = 1024
 # Digits, or 0x-prefixed hex, in one to four dot-separated parts: what inet_aton reads.
 _NUMERIC_IPV4 = re.compile(r"(?i)(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
 
@@ -127,6 +129,7 @@ class EgressPolicy:
     def __init__(self, allow: Iterable[str] = ()) -> None:
         self.allowed_hosts: set[str] = set()
         self.allowed_networks: list[IPNetwork] = []
+        self._literals: dict[str, tuple[IPAddress | None, str | None]] = {}
         for entry in allow:
             try:
                 self.allowed_networks.append(ipaddress.ip_network(entry, strict=False))
@@ -145,11 +148,30 @@ class EgressPolicy:
             raise EgressDenied(host, str(address), category)
 
     def check_literal(self, host: str) -> IPAddress | None:
-        """Check ``host`` when it spells an address; return that address (None for a name)."""
-        address = parse_ip_literal(host)
-        if address is not None and not self.host_allowed(host):
-            self.check_address(host, address)
+        """Check ``host`` when it spells an address; return that address (None for a name).
+
+        The verdict depends on the host's text alone, so it is kept per host (each hop of a
+        call asks twice: before it is sent and in the session's middleware).
+        """
+        verdict = self._literals.get(host)
+        if verdict is None:
+            if len(self._literals) >= MAX_KEPT_LITERALS:
+                self._literals.clear()
+            verdict = self._literals[host] = self._literal_verdict(host)
+        address, category = verdict
+        if category is not None:
+            raise EgressDenied(host, str(address), category)
         return address
+
+    def _literal_verdict(self, host: str) -> tuple[IPAddress | None, str | None]:
+        address = parse_ip_literal(host)
+        if address is None or self.host_allowed(host):
+            return address, None
+        try:
+            self.check_address(host, address)
+        except EgressDenied as e:
+            return address, e.category
+        return address, None
 
     async def middleware(
         self, request: ClientRequest, handler: ClientHandlerType

@@ -15,7 +15,7 @@ from lowcode_runtime import errors, events
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import logger
 from lowcode_runtime.masking import register_secret
-from lowcode_runtime.metrics import SECRETS_CACHE
+from lowcode_runtime.metrics import SECRETS_CACHE, child
 from lowcode_runtime.secrets_providers import SecretsFetchFailed
 from lowcode_runtime.shared_state import make_cache
 
@@ -54,10 +54,10 @@ class SecretsCache:
         """The project's secrets: fresh from the cache, else fetched once, else stale, else 503."""
         entry = await self._read(project_id)
         if entry is not None and self._age(entry) < self.ttl:
-            SECRETS_CACHE.labels(result="hit").inc()
+            child(SECRETS_CACHE, "hit").inc()
             return self._registered(entry["secrets"])
 
-        SECRETS_CACHE.labels(result="miss").inc()
+        child(SECRETS_CACHE, "miss").inc()
         try:
             return self._registered(await self._fetch_once(project_id))
         except asyncio.CancelledError:
@@ -110,7 +110,7 @@ class SecretsCache:
     ) -> Mapping[str, str]:
         log = logger.bind(projectId=project_id, reason=_reason(error))
         if entry is not None and self._age(entry) < self.ttl + STALE_FOR_SECONDS:
-            SECRETS_CACHE.labels(result="stale").inc()
+            child(SECRETS_CACHE, "stale").inc()
             log.bind(
                 event=events.SECRETS_STALE, ageMs=round(self._age(entry) * 1000)
             ).warning("secrets provider failed; serving the cached set past its TTL")

@@ -97,10 +97,10 @@ def iter_strings(value: Any) -> Iterator[str]:
         item = pending.pop()
         if isinstance(item, str):
             yield item
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict | list):
+            pending.extend(reversed(item.values() if isinstance(item, dict) else item))
+        elif isinstance(item, Mapping):  # after the plain containers: the ABC is slow
             pending.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
-            pending.extend(reversed(item))
 
 
 def json_depth(value: Any) -> int:
@@ -119,6 +119,8 @@ def secret_names(value: Any) -> set[str]:
     """Names of the secrets a definition (or any JSON value) refers to."""
     names = set()
     for text in iter_strings(value):
+        if "{{" not in text:
+            continue
         for match in TEMPLATE.finditer(text):
             ref = parse_ref(match.group(1))
             if ref is not None and ref.kind == "secrets":

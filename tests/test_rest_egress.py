@@ -255,6 +255,20 @@ def test_public_addresses_pass():
         policy.check_address("public.test", ipaddress.ip_address(address))
 
 
+def test_a_literal_is_refused_on_every_check_not_only_the_first():
+    """The verdict kept per host is the same refusal each time, never a pass."""
+    policy = EgressPolicy(["10.0.0.0/8"])
+    for _ in range(3):
+        with pytest.raises(EgressDenied) as refused:
+            policy.check_literal("0177.0.0.1")
+        assert (refused.value.address, refused.value.category) == (
+            "127.0.0.1",
+            "loopback",
+        )
+        assert str(policy.check_literal("10.1.2.3")) == "10.1.2.3"
+        assert policy.check_literal("example.com") is None
+
+
 class FlippingResolver:
     """Answers a public address first, loopback after: a rebinding name."""
 

@@ -7,6 +7,7 @@ query entries are encoded whole; the literal parts of ``url`` are sent as writte
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -53,6 +54,18 @@ def build_request(definition: dict[str, Any], ctx: Context) -> Outbound:
 
 
 def _render_url(template: str, ctx: Context) -> URL:
+    if "{{" not in template:
+        return _literal_url(template)
+    return _rendered_url(template, ctx)
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal_url(template: str) -> URL:
+    """A URL without templates renders the same on every call: read and checked once."""
+    return _rendered_url(template, Context({}, {}))
+
+
+def _rendered_url(template: str, ctx: Context) -> URL:
     scheme, rest = template.split("://", 1)
     cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority, tail = rest[:cut], rest[cut:]
