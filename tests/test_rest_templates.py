@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from lowcode_rest.schema import RestDefinitionSchema
 from lowcode_runtime import events
-from lowcode_runtime.templates import Context, iter_strings, json_depth
+from lowcode_runtime.templates import Context, iter_strings, json_depth, secret_names
 from tests.fixtures.upstream import execute
 
 
@@ -514,3 +514,15 @@ def test_rendering_and_validation_do_not_recurse():
     with pytest.raises(ValidationError) as caught:
         RestDefinitionSchema().load({"url": "http://127.0.0.1/x", "body": deep})
     assert "64 levels" in caught.value.messages["body"][0]
+
+
+def test_a_loaded_definition_names_its_secrets_as_the_templates_do():
+    raw = {
+        "url": "https://{{ secrets.HOST }}/x",
+        "headers": {"Authorization": "Bearer {{ secrets.TOKEN }}"},
+        "query": {"q": "{{ params.q }}"},
+        "body": {"k": ["{{ secrets.KEY }}"]},
+    }
+    loaded = RestDefinitionSchema().load(raw)
+    assert loaded.secret_names == secret_names(dict(loaded)) == {"HOST", "TOKEN", "KEY"}
+    assert dict(loaded) == loaded

@@ -6,7 +6,11 @@ from aiohttp import web
 
 from lowcode_rest.request import build_request
 from lowcode_rest.response import to_result
-from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
+from lowcode_rest.schema import (
+    RequestParamsSchema,
+    RestDefinition,
+    RestDefinitionSchema,
+)
 from lowcode_runtime import Call, DataSourceType, Result, errors, hookimpl
 from lowcode_runtime.config import Settings
 from lowcode_runtime.outbound import OutboundClient
@@ -21,7 +25,11 @@ async def handle(call: Call) -> Result:
     definition = call.definition
 
     # Secrets are fetched only for a definition that names one (section 5.1).
-    names = secret_names(definition)
+    names = (
+        definition.secret_names
+        if isinstance(definition, RestDefinition)
+        else secret_names(definition)
+    )
     project_secrets = await call.secrets.get(call.project_id) if names else {}
     used = {name: project_secrets[name] for name in names if name in project_secrets}
     outbound = build_request(definition, Context(call.params, used))

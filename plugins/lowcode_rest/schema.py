@@ -14,6 +14,7 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
     validate,
     validates_schema,
 )
@@ -24,7 +25,12 @@ from lowcode_runtime.fields import (
     StrictBoolean,
     StrictInteger,
 )
-from lowcode_runtime.templates import TEMPLATE, check_templates, json_depth
+from lowcode_runtime.templates import (
+    TEMPLATE,
+    check_templates,
+    json_depth,
+    secret_names,
+)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_TYPES = ("json", "form", "text", "none")
@@ -86,6 +92,12 @@ def _url(value: str) -> None:
     check_templates(value)
 
 
+class RestDefinition(dict[str, Any]):
+    """A loaded definition that knows the secrets it names: found once, as it is cached."""
+
+    secret_names: frozenset[str] = frozenset()
+
+
 class RestDefinitionSchema(Schema):
     """A ``rest`` dataSource without ``type`` and ``name`` (the core strips those)."""
 
@@ -126,6 +138,12 @@ class RestDefinitionSchema(Schema):
                 "bodyType 'form' needs an object of strings, numbers or booleans",
                 "body",
             )
+
+    @post_load
+    def _with_secret_names(self, data: dict[str, Any], **kwargs: Any) -> RestDefinition:
+        loaded = RestDefinition(data)
+        loaded.secret_names = frozenset(secret_names(data))
+        return loaded
 
 
 def _flat_object(body: Any) -> bool:
