@@ -13,6 +13,7 @@ carry a secret never follow a redirect to another origin.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +22,13 @@ from yarl import URL
 
 from lowcode_runtime import __version__, errors, events
 from lowcode_runtime.config import Settings
-from lowcode_runtime.egress import EgressDenied, EgressPolicy, EgressResolver, describe
+from lowcode_runtime.egress import (
+    EgressDenied,
+    EgressPolicy,
+    EgressResolver,
+    IPAddress,
+    describe,
+)
 from lowcode_runtime.http_client import make_session
 from lowcode_runtime.logs import logger
 from lowcode_runtime.upstream import UpstreamAnswer
@@ -118,7 +125,7 @@ class OutboundClient:
     ) -> UpstreamAnswer:
         method, url, body = outbound.method, URL(outbound.url), outbound.body
         headers = dict(outbound.headers)
-        origin = url.origin()
+        origin: URL | None = None
 
         for hop in range(MAX_REDIRECTS + 1):
             url = self._checked(url)
@@ -137,6 +144,10 @@ class OutboundClient:
                     method, body, headers = _redirected(
                         response.status, method, body, headers
                     )
+                    if (
+                        origin is None
+                    ):  # the first URL's, as written: only redirects need it
+                        origin = URL(outbound.url).origin()
                     if next_url.origin() != origin:
                         headers = _strip_for_other_origin(
                             headers, outbound.secret_headers
@@ -155,7 +166,9 @@ class OutboundClient:
         except EgressDenied as e:
             raise _blocked(e, self.type_name) from None
         if address is not None and not self.policy.host_allowed(host):
-            return url.with_host(str(address))
+            canonical = _canonical(address)
+            if canonical != host:
+                return url.with_host(canonical)
         return url
 
     def _send(
@@ -226,6 +239,11 @@ class _Request:
         return errors.UpstreamUnreachable(
             f"cannot reach upstream host {self.host!r}: {what}"
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(address: IPAddress) -> str:
+    return str(address)
 
 
 def egress_cause(error: BaseException) -> EgressDenied | None:

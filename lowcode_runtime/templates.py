@@ -11,6 +11,7 @@ that ``{{ params.x }}`` and ``{{ secrets.X }}`` mean one thing across types.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -65,7 +66,9 @@ class Ref:
         return f"{self.kind}.{self.path}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ref(inner: str) -> Ref | None:
+    """The reference a template's inside names, or None; kept, since definitions repeat."""
     inner = inner.strip()
     if match := _SECRET_REF.fullmatch(inner):
         return Ref("secrets", match.group(1))
