@@ -3,7 +3,8 @@
     python -m bench.costs [--loops N]
 
 The pieces are the production functions, called as a warm ``db`` call calls them (the same
-body, definition and rows as a get by id and a list of 50). Each is run ``loops`` times, five
+body, definition and rows as a get by id and a list of 50), then the ``rest`` call's own work
+around its exchange (the bench's definition and 20-item answer). Each is run ``loops`` times, five
 times over; the fastest of the five is kept, since other work on the machine only ever adds.
 Where a piece has a fast path and a fallback, both are timed (``before`` is the standard
 library's way, which the fast path replaced).
@@ -23,18 +24,36 @@ from typing import Any
 from aiocache import Cache
 from aiohttp.test_utils import make_mocked_request
 from marshmallow import Schema
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from lowcode_db import queries
 from lowcode_db.model import build_table
 from lowcode_db.queries import BUILDERS, Query, read_rows
 from lowcode_db.schema import DefinitionSchema, operation_schemas
-from lowcode_runtime import context, dispatch, envelope, metrics, middleware
+from lowcode_rest.request import build_request
+from lowcode_rest.response import to_result
+from lowcode_rest.schema import RestDefinitionSchema
+from lowcode_runtime import (
+    context,
+    dispatch,
+    envelope,
+    metrics,
+    middleware,
+    redact,
+    upstream,
+)
+from lowcode_runtime.config import Settings
+from lowcode_runtime.egress import EgressPolicy
 from lowcode_runtime.logs import logger, setup_logging
 from lowcode_runtime.masking import mask
 from lowcode_runtime.ratelimit import RateLimiter
+from lowcode_runtime.redact import Redactor
 from lowcode_runtime.requests import _parse_with_stdlib, parse_strict_json
+from lowcode_runtime.secrets import SecretsCache
 from lowcode_runtime.shared_state import make_cache
+from lowcode_runtime.templates import Context, secret_names
 from lowcode_runtime.types import DataSourceType, Deadline, Result
+from lowcode_runtime.upstream import UpstreamAnswer
 
 TOKEN = "costs-token-0123456789abcdefghijkl"
 DEFINITION = {
@@ -54,6 +73,11 @@ ROWS = [
 # The same rows as a connection of ``register_typecasters`` reads them (numeric as its text).
 TEXT_ROWS = [(i, title, str(price)) for i, title, price in ROWS]
 META = {"dataSource": "items", "type": "db", "operation": "get"}
+SECRET = "API_TOKEN"
+# The bench upstream's answer (bench/upstream.py).
+UPSTREAM_BODY = json.dumps(
+    [{"id": i, "title": f"item {i}", "price": f"{i}.50"} for i in range(20)]
+).encode()
 
 
 def timed(fn: Callable[[], Any], loops: int) -> float:
@@ -305,6 +329,7 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
     setup_logging("warning", "json")
     await limiter.close()
     await timed_out.close()
+    await _rest_costs(add, loops)
     return results
 
 
@@ -312,6 +337,88 @@ def _built(operation: str, table: Any, params: dict[str, Any]) -> Query:
     """A statement built as before the shape cache: from nothing, for every call."""
     queries.STATEMENTS = queries.StatementCache()
     return BUILDERS[operation]("preview_bench", table, params)
+
+
+async def _rest_costs(add: Callable[..., None], loops: int) -> None:
+    """The ``rest`` call's own work around its exchange, on the bench's 20-item answer."""
+    definition = RestDefinitionSchema().load(
+        {
+            "url": "http://127.0.0.1:8080/items",
+            "headers": {"Authorization": f"Bearer {{{{ secrets.{SECRET} }}}}"},
+        }
+    )
+    used = {SECRET: "s3cr3t-0123456789abcdef"}
+    add(
+        "rest: secret names, walking the definition",
+        timed(lambda: secret_names(definition), loops),
+        "before",
+    )
+    add(
+        "rest: build the request",
+        timed(lambda: build_request(definition, Context({}, used)), loops),
+    )
+    add(
+        "rest: redactor for the call's secrets (kept per set)",
+        timed(lambda: Redactor(used.values()), loops),
+    )
+    add(
+        "rest: the same, built each call",
+        timed(lambda: redact._compiled.__wrapped__(frozenset(used.values())), loops),
+        "before",
+    )
+    headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+    answer = UpstreamAnswer(200, headers, UPSTREAM_BODY, None, "application/json", 1.0)
+    add(
+        "rest: answer to result (parse, scan for secrets)",
+        timed(lambda: to_result(answer, "auto", Redactor(used.values())), loops),
+    )
+    text = UPSTREAM_BODY.decode()
+    add(
+        "upstream: parse JSON (orjson)", timed(lambda: upstream.parse_json(text), loops)
+    )
+    add(
+        "upstream: parse JSON (standard library)",
+        timed(
+            lambda: json.loads(text, parse_constant=upstream._refuse_constant), loops
+        ),
+        "before",
+    )
+    parsed = json.loads(text)
+    add(
+        "rest: redact by walking every string and number",
+        timed(lambda: Redactor(used.values()).json(parsed), loops),
+        "before",
+    )
+    policy = EgressPolicy(["127.0.0.1"])
+    add(
+        "egress: literal host check (kept per host)",
+        timed(lambda: policy.check_literal("127.0.0.1"), loops),
+    )
+    add(
+        "egress: literal host check, worked out",
+        timed(lambda: policy._literal_verdict("127.0.0.1"), loops),
+        "before",
+    )
+
+    class Provider:
+        async def fetch(self, project_id: str) -> dict[str, str]:
+            return used
+
+        async def close(self) -> None:
+            return None
+
+    cache = SecretsCache(Provider(), Settings())
+    await cache.get("bench")
+    add(
+        "secrets: warm read (kept entry)",
+        await timed_async(lambda: cache.get("bench"), loops),
+    )
+    add(
+        "secrets: warm read through aiocache",
+        await timed_async(lambda: cache.cache.get("bench"), loops),
+        "before; the metric and the masking registration aside",
+    )
+    await cache.close()
 
 
 async def _no_handler(call: Any) -> Result:
