@@ -66,9 +66,21 @@ class Ref:
         return f"{self.kind}.{self.path}"
 
 
-@functools.lru_cache(maxsize=4096)
+# Template insides up to this long have their reading kept (a bounded cache).
+MAX_KEPT_REF = 256
+
+
 def parse_ref(inner: str) -> Ref | None:
     """The reference a template's inside names, or None; kept, since definitions repeat."""
+    return _kept_ref(inner) if len(inner) <= MAX_KEPT_REF else _read_ref(inner)
+
+
+@functools.lru_cache(maxsize=4096)
+def _kept_ref(inner: str) -> Ref | None:
+    return _read_ref(inner)
+
+
+def _read_ref(inner: str) -> Ref | None:
     inner = inner.strip()
     if match := _SECRET_REF.fullmatch(inner):
         return Ref("secrets", match.group(1))

@@ -59,7 +59,7 @@ def _render_url(template: str, ctx: Context) -> URL:
     return _rendered_url(template, ctx)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _literal_url(template: str) -> URL:
     """A URL without templates renders the same on every call: read and checked once."""
     return _rendered_url(template, Context({}, {}))
