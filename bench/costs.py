@@ -413,11 +413,15 @@ async def _rest_costs(add: Callable[..., None], loops: int) -> None:
         "secrets: warm read (kept entry)",
         await timed_async(lambda: cache.get("bench"), loops),
     )
+    through = SecretsCache(Provider(), Settings())
+    through._written = None  # as with Redis: every read goes through aiocache
+    await through.get("bench")
     add(
         "secrets: warm read through aiocache",
-        await timed_async(lambda: cache.cache.get("bench"), loops),
-        "before; the metric and the masking registration aside",
+        await timed_async(lambda: through.get("bench"), loops),
+        "before",
     )
+    await through.close()
     await cache.close()
 
 
