@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from marshmallow import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import Schema, ValidationError
 
-from lowcode_rest.schema import RestDefinitionSchema
+from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
 from lowcode_runtime import events
 from lowcode_runtime.templates import Context, iter_strings, json_depth, secret_names
 from tests.fixtures.upstream import execute
@@ -526,3 +528,30 @@ def test_a_loaded_definition_names_its_secrets_as_the_templates_do():
     loaded = RestDefinitionSchema().load(raw)
     assert loaded.secret_names == secret_names(dict(loaded)) == {"HOST", "TOKEN", "KEY"}
     assert dict(loaded) == loaded
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5) | json_values)
+def test_request_params_load_as_marshmallow_loads_them(params):
+    schema = RequestParamsSchema()
+    try:
+        expected = Schema.load(schema, params)
+    except ValidationError as e:
+        with pytest.raises(ValidationError) as refused:
+            schema.load(params)
+        assert refused.value.messages == e.messages
+        return
+    loaded = schema.load(params)
+    # marshmallow lists unknown keys in a set's order; the copy keeps the caller's order
+    # (templates read params by name, so the order of the top level is never seen).
+    assert loaded == expected and loaded is not params
+    assert list(loaded) == list(params)
