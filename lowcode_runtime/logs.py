@@ -185,6 +185,7 @@ class MaskedSink:
         # The loop a flush is scheduled on: a loop that closed before it ran holds no line.
         self._flush_pending: asyncio.AbstractEventLoop | None = None
         self._pending: list[str] = []
+        self._flush_thread = 0
 
     def __call__(self, message: Any) -> None:
         record = message.record
@@ -205,16 +206,24 @@ class MaskedSink:
         running loop (start-up, threads, shutdown) each line is written at once.
         """
         with self.lock:
+            self._pending.append(text + "\n")
+            pending = self._flush_pending
+            if (
+                pending is not None
+                and self._flush_thread == threading.get_ident()
+                and pending.is_running()
+            ):
+                return  # this thread's running loop is ours: its turn ends with the flush
             try:
+                # Once a turn at most: on Python 3.11 it asks the kernel for the process id.
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self._pending.append(text + "\n")
                 self._write_pending()
                 return
-            self._pending.append(text + "\n")
-            if self._flush_pending is loop:
+            if pending is loop:
                 return
             self._flush_pending = loop
+            self._flush_thread = threading.get_ident()
         loop.call_soon(self.flush)
 
     def flush(self) -> None:

@@ -245,8 +245,10 @@ async def deadline_middleware(
     deadline = Deadline(request[envelope.STARTED_AT] + timeout_ms / 1000)
     request[DEADLINE] = deadline
 
+    offset = request.app.get(LOOP_CLOCK_OFFSET)
+    when = deadline.expires_at + offset if offset is not None else _loop_time(deadline)
     try:
-        async with asyncio.timeout_at(_loop_time(deadline)) as scope:
+        async with asyncio.timeout_at(when) as scope:
             response = await handler(request)
     except TimeoutError as e:
         if scope.expired():
@@ -258,6 +260,19 @@ async def deadline_middleware(
         # Work that swallowed its cancellation does not turn a late answer into a success.
         raise errors.Timeout(f"the request did not finish within {timeout_ms} ms")
     return response
+
+
+LOOP_CLOCK_OFFSET = web.AppKey("loop_clock_offset", float)
+"""The event loop's clock minus the monotonic one, read at start-up (see read_loop_clock)."""
+
+
+async def read_loop_clock(app: web.Application) -> None:
+    """Read once what ``_loop_time`` would ask the loop for on every request.
+
+    On Python 3.11 ``asyncio.get_running_loop()`` asks the kernel for the process id; both
+    clocks are monotonic, so their difference holds for the loop's life.
+    """
+    app[LOOP_CLOCK_OFFSET] = asyncio.get_running_loop().time() - time.monotonic()
 
 
 def _loop_time(deadline: Deadline) -> float:

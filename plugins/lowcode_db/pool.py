@@ -127,7 +127,8 @@ async def _sent(
     """
     if connection.closed:
         raise psycopg2.InterfaceError("connection already closed")
-    waiter = asyncio.get_running_loop().create_future()
+    # Its loop, not get_running_loop(): on Python 3.11 that asks the kernel for the pid.
+    waiter = connection._loop.create_future()
     connection._waiter = waiter
     try:
         cursor.execute(query, params)
@@ -151,6 +152,7 @@ class ConnectionPool:
         self._idle: deque[aiopg.Connection] = deque()
         self._waiters: deque[asyncio.Future[aiopg.Connection | None]] = deque()
         self._open = 0  # connections open or being opened
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     async def acquire(self) -> aiopg.Connection:
@@ -166,8 +168,11 @@ class ConnectionPool:
             self._open += 1
             return await self._connect()
 
-        waiter: asyncio.Future[aiopg.Connection | None]
-        waiter = asyncio.get_running_loop().create_future()
+        if (
+            self._loop is None
+        ):  # once: on Python 3.11 each call asks the kernel for the pid
+            self._loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[aiopg.Connection | None] = self._loop.create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(ACQUIRE_TIMEOUT):
