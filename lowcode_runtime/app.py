@@ -116,9 +116,11 @@ def setup_cors(app: web.Application, settings: Settings) -> None:
         allow_methods="*",
         max_age=600,
     )
+    hooks_before = len(app.on_response_prepare)
     cors = aiohttp_cors.setup(
         app, defaults={origin: options for origin in settings.cors_origins}
     )
+    _only_for_cross_origin(app, hooks_before)
     for resource in list(app.router.resources()):
         if any(route.method == hdrs.METH_ANY for route in resource):
             # aiohttp-cors refuses a "*" route (it would have to own OPTIONS): the route
@@ -128,6 +130,24 @@ def setup_cors(app: web.Application, settings: Settings) -> None:
             )
             continue
         cors.add(resource)
+
+
+def _only_for_cross_origin(app: web.Application, first: int) -> None:
+    """Run aiohttp-cors's response hook only for a request that names an ``Origin``.
+
+    Without one (every server-to-server call) the hook returns before touching the answer,
+    but only after looking up its route's CORS config: about 3 % of a warm call.
+    """
+    for position in range(first, len(app.on_response_prepare)):
+        hook = app.on_response_prepare[position]
+
+        async def cross_origin_only(
+            request: web.Request, response: web.StreamResponse, hook: Any = hook
+        ) -> None:
+            if hdrs.ORIGIN in request.headers:
+                await hook(request, response)
+
+        app.on_response_prepare[position] = cross_origin_only
 
 
 async def _await_all(results: list[Any]) -> None:

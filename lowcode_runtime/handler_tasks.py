@@ -37,6 +37,13 @@ class Orphans:
 
     def __init__(self) -> None:
         self.tasks: dict[asyncio.Task[Any], str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The app's loop, asked for once: on Python 3.11 each ask is a getpid call."""
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def adopt(self, task: asyncio.Task[Any], owner: str) -> None:
         """Cancel ``task`` and hold it until it ends; log it if it outlives its cancellation.
@@ -124,7 +131,7 @@ async def await_contained(
     ``owner`` names the plugin's handler in log lines (``lowcode-kv 1.0 (dataSource type
     'kv')``), ``plugin`` is the distribution's name for the log's ``plugin`` field.
     """
-    task = asyncio.create_task(_contained(app, work, owner, plugin))
+    task = app[ORPHANS].loop().create_task(_contained(app, work, owner, plugin))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
