@@ -186,6 +186,7 @@ class MaskedSink:
         self._flush_pending: asyncio.AbstractEventLoop | None = None
         self._pending: list[str] = []
         self._flush_thread = 0
+        self.lost_lines = 0  # lines an output that had gone away could not take
 
     def __call__(self, message: Any) -> None:
         record = message.record
@@ -231,11 +232,19 @@ class MaskedSink:
             self._write_pending()
 
     def _write_pending(self) -> None:
+        """Write the held lines; an output that is gone (a closed pipe) loses them quietly.
+
+        Raising would reach asyncio's handler, whose report is itself a line for this sink:
+        a loop that never ends, and no request is helped by it.
+        """
         self._flush_pending = None
-        if self._pending:
-            text, self._pending = "".join(self._pending), []
-            self.stream.write(text)
-        self.stream.flush()
+        text, self._pending = "".join(self._pending), []
+        try:
+            if text:
+                self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.lost_lines += text.count("\n")
 
 
 _direct_sink: MaskedSink | None = None

@@ -110,6 +110,16 @@ async def test_tiny_and_zero_decimals_keep_their_digits_without_an_exponent(db):
         assert got["data"]["price"] == answered
 
 
+@pytest.mark.parametrize("text", ["1_000", "\u0661\u0662", "\uff11"])
+async def test_a_decimal_in_other_digits_is_refused(db, text):
+    status, body = await db.call(
+        "create", {"values": {"price": text}}, data_source=TYPED
+    )
+    assert status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert [d["path"] for d in body["error"]["details"]] == ["params.values.price"]
+
+
 async def test_json_rules_of_each_type(db):
     values = {
         "label": "x", "body": "long text", "count": 2**53 + 1, "ratio": 0.25,

@@ -209,3 +209,18 @@ def test_the_filter_shape_keeps_what_the_sql_depends_on():
     )  # the order of the conditions
     assert shape({"a": [1]}) != shape({"a": {"": 1}})
     assert shape({"or": [{}]}) != shape({"or": [{}, {}]})
+
+
+def test_in_lists_of_any_length_share_one_statement_and_big_filters_are_not_kept():
+    """The cache's memory stays small whatever filters callers send."""
+    queries.STATEMENTS = queries.StatementCache()
+    page = {"sort": [], "limit": 5, "offset": 0, "withTotal": False}
+    for n in range(1, 50):
+        queries.build_list(
+            "preview_x", TABLE, {**page, "filter": {"count": {"in": list(range(n))}}}
+        )
+    assert len(queries.STATEMENTS._entries) == 1
+
+    many = {"or": [{"count": i} for i in range(queries.MAX_CACHED_CONDITIONS + 1)]}
+    queries.build_list("preview_x", TABLE, {**page, "filter": many})
+    assert len(queries.STATEMENTS._entries) == 1

@@ -259,3 +259,36 @@ def test_the_last_lines_of_a_loop_are_written_when_the_process_exits(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert "the last words" in result.stdout, result
+
+
+class GoneStream(io.StringIO):
+    """An output whose reader went away, as ``| head -2`` leaves stdout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def write(self, text: str) -> int:
+        self.attempts += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+async def test_an_output_that_went_away_loses_lines_quietly_without_spinning():
+    stream = GoneStream()
+    setup_logging("info", "json", stream=stream)
+    try:
+        logger.info("nobody reads this")
+        for _ in range(
+            20
+        ):  # a report of the failure would be a new line, then a new flush
+            await asyncio.sleep(0)
+        assert stream.attempts == 1
+
+        logger.info("nor this")
+        await asyncio.sleep(0)
+        assert stream.attempts == 2
+    finally:
+        setup_logging("warning", "json")

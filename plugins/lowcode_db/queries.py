@@ -95,19 +95,35 @@ def _id_equals(table: Table) -> sql.Composable:
     return sql.SQL("{} = {}").format(sql.Identifier("id"), placeholder(table.id_type))
 
 
-def filter_shape(node: Any) -> Any:
+_TYPE_NAMES = {
+    str: "str",
+    int: "int",
+    float: "float",
+}  # one text each, not one per call
+_BOUND_LIST = "[bound]"  # an in/notIn list: bound as one array, whatever it holds
+MAX_CACHED_CONDITIONS = 64
+"""A list whose filter holds more conditions is built for its call and not kept."""
+
+
+def filter_shape(node: Any, bound_list: bool = False) -> Any:
     """What of a filter its SQL depends on: keys, nesting, and which operands are null or bool.
 
-    Any other operand becomes its type's name: it is bound as a parameter, whatever its value.
+    Any other operand becomes its type's name, and the list of an ``in``/``notIn`` one marker:
+    they are bound as parameters, whatever their values or length.
     """
     kind = type(node)
     if kind is dict:
-        return tuple((key, filter_shape(value)) for key, value in node.items())
+        return tuple(
+            (key, filter_shape(value, key in ("in", "notIn")))
+            for key, value in node.items()
+        )
     if kind is list:  # a tuple led by a text: never equal to an object's tuple of pairs
+        if bound_list:
+            return _BOUND_LIST
         return ("[]", tuple(filter_shape(item) for item in node))
     if node is None or kind is bool:
         return node
-    return kind.__name__
+    return _TYPE_NAMES.get(kind) or kind.__name__
 
 
 def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -141,7 +157,8 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
         statement = Statement(
             _list_statement(schema, table, where, order, names, with_total)
         )
-        STATEMENTS.put(key, (statement, names))
+        if compiler.conditions <= MAX_CACHED_CONDITIONS:  # a few KiB an entry at most
+            STATEMENTS.put(key, (statement, names))
     bound = [*compiler.params, *compiler.params] if with_total else compiler.params
     return Query(
         statement, [*bound, limit + 1, offset], names, "list", limit, offset, with_total

@@ -22,6 +22,7 @@ STRING_MAX = 255
 SAFE_INTEGER = 2**53 - 1
 JSON_MAX_DEPTH = 64
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*")
 
@@ -86,6 +87,11 @@ class DecimalValue(fields.Field):
             ) from e
         if not number.is_finite():
             raise ValidationError("expected a finite decimal number")
+        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
+            # Decimal also reads "1_000" and digits of other scripts ("١٢"); JSON and SQL don't.
+            raise ValidationError(
+                "expected a decimal number written with the digits 0-9, such as -12.50 or 1e-3"
+            )
         _, digits, exponent = number.as_tuple()  # finite: the exponent is an int
         if len(digits) > 1000 or (isinstance(exponent, int) and abs(exponent) > 16000):
             raise ValidationError("decimal number is too large")
