@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,12 +67,14 @@ _LONG_RUN = b"0" * 19
 
 
 def parse_json(text: str) -> Any:
-    """Strict JSON (no NaN or Infinity); raises ValueError (RecursionError when too deep).
+    """Strict JSON; raises ValueError (RecursionError when too deep).
 
-    The standard library's reading is the one that holds. orjson reads the same values
-    several times faster; what it refuses (lone surrogate escapes, numbers past a float,
-    nesting past 1,024, and invalid JSON) and a text that may hold a long integer are read
-    by the standard library, which keeps every integer and says what is wrong.
+    Strict: no NaN or Infinity, and no value that cannot be answered as JSON, that is a
+    number past a float (``1e400``, which would read as infinity) or a lone surrogate
+    (``"\\ud800"``). The standard library's reading is the one that holds. orjson reads the
+    same values several times faster; what it refuses (those values, nesting past 1,024, and
+    invalid JSON) and a text that may hold a long integer are read by the standard library,
+    which keeps every integer and says what is wrong.
     """
     text = text.removeprefix("\ufeff")
     if _LONG_RUN not in text.encode("utf-8", "surrogatepass").translate(
@@ -80,7 +84,33 @@ def parse_json(text: str) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text, parse_constant=_refuse_constant)
+    value = json.loads(text, parse_constant=_refuse_constant)
+    _refuse_unanswerable(value)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_unanswerable(value: Any) -> None:
+    """ValueError for an infinite float or a lone surrogate anywhere in ``value`` (keys too).
+
+    Walked without recursing: the standard library reads nesting deeper than Python recurses.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ValueError("a lone surrogate is not read")
+        elif isinstance(item, float):
+            if math.isinf(item):
+                raise ValueError("a number past the range of a float is not read")
+        elif isinstance(item, dict):
+            pending += item
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
 
 
 def _refuse_constant(name: str) -> Any:

@@ -198,9 +198,13 @@ def upstream_outcome(parse: Any, text: str) -> Any:
 
 
 def stdlib_upstream(text: str) -> Any:
-    return json.loads(
+    """The standard library's reading, refused where no JSON answer can carry the value."""
+    value = json.loads(
         text.removeprefix("\ufeff"), parse_constant=upstream._refuse_constant
     )
+    # Infinity (a number past a float) or a lone surrogate: ValueError, UnicodeEncodeError.
+    json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    return value
 
 
 @given(values)
@@ -225,6 +229,9 @@ def test_any_upstream_text_parses_as_the_standard_library_parses_it(text):
         '{"id": -9223372036854775809, "n": 1234567890123456789012}',
         "[1e400, -1e400]",
         '"\\ud800"',
+        '{"\\ud800x": 1}',
+        '["\\udc00\\ud800"]',
+        "1.7976931348623157e309",
         '"\\ud83d\\ude00"',
         '{"a": 1, "a": 2}',
         "[" * 1100 + "]" * 1100,

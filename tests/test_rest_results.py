@@ -314,3 +314,64 @@ async def test_json_nested_past_what_python_parses(
         assert body["error"]["code"] == "UPSTREAM_INVALID_JSON"
     else:
         assert body["data"].startswith("[[[")
+
+
+# Each parses with the standard library as a value no JSON answer can carry: infinity, or a
+# string with a lone surrogate. orjson refuses them all.
+UNANSWERABLE_JSON = [
+    '{"a": 1e400}',
+    '{"a": -1e400}',
+    "[1.7976931348623157e309]",
+    '"\\ud800"',
+    '{"\\ud800x": 1}',
+    '["\\udc00\\ud800"]',
+]
+
+
+@pytest.mark.parametrize("text", UNANSWERABLE_JSON)
+async def test_json_body_that_no_answer_can_carry_is_invalid_json(
+    rest_client, upstream, text
+):
+    response, body = await execute(
+        rest_client,
+        {
+            "url": upstream.url(f"/raw?ct=application/json&hex={text.encode().hex()}"),
+            "responseType": "json",
+        },
+    )
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_INVALID_JSON"
+
+
+@pytest.mark.parametrize("text", UNANSWERABLE_JSON)
+async def test_auto_reads_a_json_body_that_no_answer_can_carry_as_text(
+    rest_client, upstream, text
+):
+    response, body = await execute(
+        rest_client,
+        {"url": upstream.url(f"/raw?ct=application/json&hex={text.encode().hex()}")},
+    )
+
+    assert response.status == 200, body
+    assert body["data"] == text
+
+
+async def test_json_body_with_a_surrogate_pair_and_a_float_near_the_limit_reads(
+    rest_client, upstream
+):
+    text = '{"e": "\\ud83d\\ude00", "n": 1.7976931348623157e308, "i": 123456789012345678901}'
+    response, body = await execute(
+        rest_client,
+        {
+            "url": upstream.url(f"/raw?ct=application/json&hex={text.encode().hex()}"),
+            "responseType": "json",
+        },
+    )
+
+    assert response.status == 200, body
+    assert body["data"] == {
+        "e": "😀",
+        "n": 1.7976931348623157e308,
+        "i": 123456789012345678901,
+    }
