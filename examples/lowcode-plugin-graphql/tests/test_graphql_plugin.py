@@ -19,7 +19,7 @@ LOOPBACK = ("127.0.0.1",)
 
 
 def graphql_server(seen: list[dict]) -> web.Application:
-    """Answers by the query's first word after ``{``: echo, fail, slow, http500, text."""
+    """Answers by the query's first word after ``{``: echo, fail, slow, http500, text, huge."""
 
     async def graphql(request: web.Request) -> web.Response:
         document = await request.json()
@@ -45,6 +45,10 @@ def graphql_server(seen: list[dict]) -> web.Application:
             return web.json_response({"message": "down"}, status=500)
         if field == "text":
             return web.Response(text="not json")
+        if field == "huge":  # JSON, but past a float: no answer can carry it
+            return web.Response(
+                text='{"data": {"n": 1e400}}', content_type="application/json"
+            )
         return web.json_response({"data": {"echo": document["variables"]}})
 
     app = web.Application()
@@ -168,6 +172,12 @@ async def test_a_non_2xx_answer_is_upstream_status(client, upstream):
 
 async def test_a_body_that_is_not_json_is_upstream_invalid_json(client, upstream):
     answer = await client.execute(source(upstream, query="{ text }"), "query")
+    assert answer.status == 502
+    assert answer.error["code"] == "UPSTREAM_INVALID_JSON"
+
+
+async def test_a_number_past_a_float_is_upstream_invalid_json(client, upstream):
+    answer = await client.execute(source(upstream, query="{ huge }"), "query")
     assert answer.status == 502
     assert answer.error["code"] == "UPSTREAM_INVALID_JSON"
 
