@@ -2,7 +2,9 @@
 
 The process-wide log masking only knows values of four characters or more; this redactor knows
 exactly the secrets this call resolved, whatever their length, and the forms in which an
-upstream may echo them: as sent, percent-encoded, form-encoded, or escaped inside JSON text.
+upstream may echo them: as sent, percent-encoded, form-encoded, or escaped inside JSON text
+(any of their characters as ``\\uXXXX`` in either case, ``\\/``, ``\\"`` and the other short
+escapes, escaped or not one by one: an upstream may escape only some).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ class Redactor:
     """Replaces this call's secret values with ``[REDACTED]``; remembers whether it did."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self._pattern, self._numbers = _compiled(frozenset(secrets))
+        self._pattern, self._escaped, self._numbers = _compiled(frozenset(secrets))
         self.redacted = False
 
     def text(self, text: str) -> str:
         if self._pattern is None:
             return text
-        result, count = self._pattern.subn(MASK, text)
+        # Every JSON escape has a backslash: a text without one needs only the plain forms.
+        pattern = self._pattern if "\\" not in text else self._escaped
+        result, count = pattern.subn(MASK, text)
         self.redacted = self.redacted or count > 0
         return result
 
@@ -54,9 +58,10 @@ class Redactor:
         """``json(value)`` for a ``value`` parsed from the JSON ``text``, walked only if needed.
 
         Where the text holds no backslash, every string of the value (keys too) is written in
-        it as it is, so when no form of a secret occurs in the text there is nothing to
-        redact. A text of many arrays and objects is walked all the same: it may nest too
-        deep to walk (``RecursionError``), which the caller answers.
+        it as it is (and no escaped spelling of a secret can occur), so when no plain form of
+        a secret occurs in the text there is nothing to redact. A text of many arrays and
+        objects is walked all the same: it may nest too deep to walk (``RecursionError``),
+        which the caller answers.
         """
         if (
             self._pattern is not None
@@ -69,21 +74,86 @@ class Redactor:
         return self.json(value)
 
 
+# JSON's short escapes (RFC 8259 section 7), after the backslash; any character may also be
+# written ``\uXXXX``.
+_SHORT_ESCAPES = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "\b": "b",
+    "\f": "f",
+    "\n": "n",
+    "\r": "r",
+    "\t": "t",
+}
+
+_Compiled = tuple[re.Pattern[str] | None, re.Pattern[str], frozenset[str]]
+_NOTHING = re.compile("(?!)")
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(secrets: frozenset[str]) -> tuple[re.Pattern[str] | None, frozenset[str]]:
-    """The pattern of every form of ``secrets`` and those forms that read as numbers.
+def _compiled(secrets: frozenset[str]) -> _Compiled:
+    """The pattern of the plain forms of ``secrets``, the pattern of those forms as JSON text
+    may spell them too, and the forms that read as numbers.
 
     Built once per set of secrets, not once per call: a project's set changes rarely.
     """
-    forms = set()
+    plain = set()
     for value in secrets:
         if value:
-            forms.update({value, quote(value, safe=""), quote_plus(value)})
-            forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
-    forms.discard("")
-    ordered = sorted(forms, key=len, reverse=True)
-    pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-    return pattern, frozenset(value for value in forms if _is_number_text(value))
+            plain.update({value, quote(value, safe=""), quote_plus(value)})
+    plain.discard("")
+    if not plain:
+        return None, _NOTHING, frozenset()
+
+    ordered = sorted(plain, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, ordered)))
+    numbers = frozenset(value for value in plain if _is_number_text(value))
+    return pattern, _escaped_pattern(ordered), numbers
+
+
+def _escaped_pattern(forms: list[str]) -> re.Pattern[str]:
+    """Each form with each of its characters as itself or as any of its JSON escapes.
+
+    The first character is read by one class (the form's first characters and the
+    backslash), then told apart by a look-behind: a pattern that starts with a class is
+    searched for by that class, three times faster than trying each branch at each position.
+    """
+    firsts = {"\\"}
+    branches = []
+    for form in forms:
+        first, rest = form[0], "".join(map(_spellings, form[1:]))
+        firsts.add(first)
+        branches.append(f"(?<={re.escape(first)}){rest}")
+        branches += [rf"(?<=\\){escape}{rest}" for escape in _escapes(first)]
+    starts = "".join(map(re.escape, sorted(firsts)))
+    return re.compile(f"[{starts}](?:{'|'.join(branches)})")
+
+
+def _spellings(char: str) -> str:
+    """A regex of ``char`` as itself or as any of its JSON escapes."""
+    return (
+        "(?:" + "|".join([re.escape(char), *(rf"\\{e}" for e in _escapes(char))]) + ")"
+    )
+
+
+def _escapes(char: str) -> list[str]:
+    """Regexes of what follows the backslash in each JSON escape of ``char``: its short
+    escape if any, and ``uXXXX`` in either case (a surrogate pair past the BMP)."""
+    code = ord(char)
+    units = [code]
+    if code > 0xFFFF:
+        code -= 0x10000
+        units = [0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)]
+    hex_digits = [
+        "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{unit:04x}")
+        for unit in units
+    ]
+    unicode_escape = r"\\u".join(hex_digits)
+    escapes = ["u" + unicode_escape]
+    if char in _SHORT_ESCAPES:
+        escapes.append(re.escape(_SHORT_ESCAPES[char]))
+    return escapes
 
 
 def _is_number_text(text: str) -> bool:
