@@ -69,7 +69,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
     app[keys.TYPE_REGISTRY] = registry
     app[dispatch.DEFINITIONS] = dispatch.DefinitionCache()
     app[keys.RATE_LIMITER] = RateLimiter(
-        make_cache(settings.redis_url, "lowcode:ratelimit"),
+        make_cache(settings.redis_url, "lowcode:ratelimit")
+        if settings.redis_url
+        else None,
         settings.rate_limit_max,
         settings.rate_limit_window_ms,
     )
