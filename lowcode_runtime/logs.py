@@ -186,7 +186,6 @@ class MaskedSink:
         self._flush_pending: asyncio.AbstractEventLoop | None = None
         self._pending: list[str] = []
         self._flush_thread = 0
-        self.lost_lines = 0  # lines an output that had gone away could not take
 
     def __call__(self, message: Any) -> None:
         record = message.record
@@ -244,7 +243,7 @@ class MaskedSink:
                 self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):
-            self.lost_lines += text.count("\n")
+            pass  # nowhere left to say so
 
 
 _direct_sink: MaskedSink | None = None
@@ -257,15 +256,7 @@ def flush_logs() -> None:
         _sink.flush()
 
 
-def _flush_at_exit() -> None:
-    """The lines of a loop that closed before its turn's flush ran; a closed stream has none."""
-    try:
-        flush_logs()
-    except (ValueError, OSError):
-        pass
-
-
-atexit.register(_flush_at_exit)
+atexit.register(flush_logs)  # a loop that closed before its turn's flush ran
 
 
 _direct_handler = -1  # loguru's id of that sink

@@ -8,6 +8,7 @@ import socket
 import psycopg2
 import pytest
 
+from lowcode_db import pool
 from lowcode_db.pool import Database
 from lowcode_runtime.errors import DbUnavailable, Timeout
 
@@ -109,3 +110,18 @@ async def test_a_closed_pool_refuses_callers(database):
     with pytest.raises(DbUnavailable):
         async with database.session():
             pass
+
+
+async def test_a_caller_that_waits_too_long_answers_db_unavailable_and_leaves_no_trace(
+    database, monkeypatch
+):
+    monkeypatch.setattr(pool, "ACQUIRE_TIMEOUT", 0.1)
+    async with database.session():
+        with pytest.raises(DbUnavailable):
+            async with database.session():
+                pass
+
+    # Its place in the queue is gone: the next caller gets the connection at once.
+    async with asyncio.timeout(2):
+        assert await backend_pid(database) > 0
+    assert not database.pool._waiters

@@ -146,13 +146,14 @@ class ConnectionPool:
     straight to the oldest waiter.
     """
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.dsn = dsn
         self.size = size
+        # The loop it serves, kept: on Python 3.11 get_running_loop() is a getpid call.
+        self.loop = loop
         self._idle: deque[aiopg.Connection] = deque()
         self._waiters: deque[asyncio.Future[aiopg.Connection | None]] = deque()
         self._open = 0  # connections open or being opened
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     async def acquire(self) -> aiopg.Connection:
@@ -168,11 +169,7 @@ class ConnectionPool:
             self._open += 1
             return await self._connect()
 
-        if (
-            self._loop is None
-        ):  # once: on Python 3.11 each call asks the kernel for the pid
-            self._loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[aiopg.Connection | None] = self._loop.create_future()
+        waiter: asyncio.Future[aiopg.Connection | None] = self.loop.create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(ACQUIRE_TIMEOUT):
@@ -299,7 +296,9 @@ class Database:
     async def open(self) -> None:
         """Create the pool; it connects on demand, so start-up never waits for the database."""
         if self.dsn is not None:
-            self.pool = ConnectionPool(self.dsn, self.pool_max)
+            self.pool = ConnectionPool(
+                self.dsn, self.pool_max, asyncio.get_running_loop()
+            )
 
     async def close(self) -> None:
         if self.pool is not None:

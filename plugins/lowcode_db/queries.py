@@ -95,11 +95,8 @@ def _id_equals(table: Table) -> sql.Composable:
     return sql.SQL("{} = {}").format(sql.Identifier("id"), placeholder(table.id_type))
 
 
-_TYPE_NAMES = {
-    str: "str",
-    int: "int",
-    float: "float",
-}  # one text each, not one per call
+# One text per type, not a new one per call (a shape is kept as long as its statement).
+_TYPE_NAMES = {str: "str", int: "int", float: "float"}
 _BOUND_LIST = "[bound]"  # an in/notIn list: bound as one array, whatever it holds
 MAX_CACHED_CONDITIONS = 64
 """A list whose filter holds more conditions is built for its call and not kept."""
@@ -146,14 +143,13 @@ def build_list(schema: str, table: Table, params: dict[str, Any]) -> Query:
     cached = STATEMENTS.get(key)
     compiler = FilterCompiler(table, problems, build_sql=cached is None)
     where = compiler.compile(filter_)
-    if cached is None:
-        order = compile_sort(table, sort, problems)
-        names = select_names(table, fields, problems)
-    problems.raise_any()
-
     if cached is not None:
+        problems.raise_any()
         statement, names = cached
     else:
+        order = compile_sort(table, sort, problems)
+        names = select_names(table, fields, problems)
+        problems.raise_any()
         statement = Statement(
             _list_statement(schema, table, where, order, names, with_total)
         )

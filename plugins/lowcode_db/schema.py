@@ -20,6 +20,7 @@ from marshmallow import fields as mf
 
 from lowcode_db.values import INT64_MAX, load_value
 from lowcode_runtime.fields import StrictBoolean, StrictInteger
+from lowcode_runtime.plain_schema import PlainFirst
 
 FIELD_TYPES = (
     "string",
@@ -135,32 +136,6 @@ class DefinitionSchema(Schema):
                 errors.setdefault("indexes", {})[position] = problems
         if errors:
             raise ValidationError(errors)
-
-
-class PlainFirst(Schema):
-    """A schema that answers plainly valid input by hand, and leaves the rest to marshmallow.
-
-    ``plainly_valid`` returns what marshmallow would load, or None when unsure (the hypothesis
-    tests in ``tests/test_db_params.py`` hold it to that); a warm call skips the schema's
-    machinery, which costs more than the statement's building.
-    """
-
-    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
-        return None
-
-    def load(  # type: ignore[override]
-        self,
-        data: Any,
-        *,
-        many: bool | None = None,
-        partial: Any = None,
-        unknown: Any = None,
-    ) -> Any:
-        if many is None and partial is None and unknown is None:
-            loaded = self.plainly_valid(data)
-            if loaded is not None:
-                return loaded
-        return super().load(data, many=many, partial=partial, unknown=unknown)
 
 
 def _plain_name(value: Any) -> bool:

@@ -25,6 +25,7 @@ from lowcode_runtime.fields import (
     StrictBoolean,
     StrictInteger,
 )
+from lowcode_runtime.plain_schema import PlainFirst
 from lowcode_runtime.templates import (
     TEMPLATE,
     check_templates,
@@ -152,26 +153,16 @@ def _flat_object(body: Any) -> bool:
     )
 
 
-class RequestParamsSchema(Schema):
+class RequestParamsSchema(PlainFirst):
     """Params of the ``request`` operation: any JSON object, read by the templates."""
 
     class Meta:
         unknown = INCLUDE
 
-    def load(  # type: ignore[override]
-        self,
-        data: Any,
-        *,
-        many: bool | None = None,
-        partial: Any = None,
-        unknown: Any = None,
-    ) -> Any:
-        """An object loads as a copy of itself, as marshmallow loads it (which lists the keys
-        in a set's order), without its machinery; a test holds the two to the same values.
-        Anything else goes to marshmallow."""
-        if type(data) is dict and many is None and partial is None and unknown is None:
-            return dict(data)
-        return super().load(data, many=many, partial=partial, unknown=unknown)
+    def plainly_valid(self, data: Any) -> dict[str, Any] | None:
+        """An object loads as its copy, as marshmallow loads it (which lists the keys in a
+        set's order); a test holds the two to the same values."""
+        return dict(data) if type(data) is dict else None
 
 
 def effective_body_type(definition: dict[str, Any]) -> str:
