@@ -17,6 +17,7 @@ from marshmallow import Schema, ValidationError, validate
 from marshmallow import fields as mf
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 class ConfigError(Exception):
@@ -166,6 +167,14 @@ class SettingsSchema(Schema):
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "largest upstream body read, decoded, in bytes"},
     )
+    event_loop = LowerString(
+        data_key="RUNTIME_BACKEND_EVENT_LOOP",
+        load_default="uvloop",
+        validate=validate.OneOf(EVENT_LOOPS),
+        metadata={
+            "doc": "uvloop (the faster; asyncio where it is not installed) or asyncio"
+        },
+    )
     redis_url = mf.String(
         data_key="REDIS_URL",
         load_default=None,
@@ -255,6 +264,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     egress_allow: tuple[str, ...] = ()
     rest_max_response_bytes: int = 10485760
+    event_loop: str = "uvloop"
     redis_url: str | None = None
     database_url: str | None = None
     database_pool_max: int = 10

@@ -9,7 +9,9 @@ generated token (by the command line) and the embedded PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import importlib.util
 import math
 import os
 import signal
@@ -32,10 +34,26 @@ from lowcode_runtime.plugins import PluginManager, build_type_registry
 SHUTDOWN_GRACE_S = 25.0
 """How long in-flight requests may run after SIGTERM; below the usual 30 s of orchestrators."""
 
-# The standard asyncio loop, not uvloop: with aiopg 1.4 under uvloop a database that was down
-# and comes back is never reached again (RuntimeError: the handler is closed; aiopg#909), which
-# outweighs the ~8 % less CPU a call uvloop measured here (bench/costs.md).
-WORKER_CLASS = "aiohttp.GunicornWebWorker"
+WORKER_CLASSES = {
+    "uvloop": "aiohttp.GunicornUVLoopWebWorker",
+    "asyncio": "aiohttp.GunicornWebWorker",
+}
+
+
+def event_loop_name(settings: Settings) -> str:
+    """The loop the service runs on: ``RUNTIME_BACKEND_EVENT_LOOP``, asyncio's if uvloop is
+    not installed (it has no Windows build)."""
+    if settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        return "asyncio"
+    return settings.event_loop
+
+
+def _new_event_loop(name: str) -> asyncio.AbstractEventLoop:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def serve(
@@ -48,12 +66,14 @@ def serve(
     # A conflict between plugins stops start-up here, once, not in every worker.
     build_type_registry(pm)
     _warn_about_process_local_state(settings, workers)
+    loop = event_loop_name(settings)
     logger.bind(
         event=events.SERVICE_STARTING,
         host=settings.host,
         port=settings.port,
         workers=workers,
-    ).info(f"lowcode-runtime starting with {workers} worker(s)")
+        eventLoop=loop,
+    ).info(f"lowcode-runtime starting with {workers} worker(s) on {loop}'s event loop")
 
     with ExitStack() as stack:
         try:
@@ -64,9 +84,11 @@ def serve(
             )
             return 1
         if workers == 1:
-            code = asyncio.run(_serve_one(settings, pm, grace_s))
+            factory = functools.partial(_new_event_loop, loop)
+            with asyncio.Runner(loop_factory=factory) as runner:
+                code = runner.run(_serve_one(settings, pm, grace_s))
         else:
-            code = _serve_workers(settings, pm, workers, grace_s)
+            code = _serve_workers(settings, pm, workers, grace_s, WORKER_CLASSES[loop])
 
     logger.bind(event=events.SERVICE_STOPPED, exitCode=code).info(
         "lowcode-runtime stopped"
@@ -135,8 +157,13 @@ def freeze_start_up_objects() -> None:
 
 def _log_listening(settings: Settings, addresses: list[Any]) -> None:
     port = addresses[0][1] if addresses else settings.port
+    loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
     logger.bind(
-        event=events.SERVICE_STARTED, host=settings.host, port=port, pid=os.getpid()
+        event=events.SERVICE_STARTED,
+        host=settings.host,
+        port=port,
+        pid=os.getpid(),
+        eventLoop=loop,
     ).info(f"lowcode-runtime listening on http://{settings.host}:{port}")
 
 
@@ -150,7 +177,11 @@ def _log_stopping(grace_s: float) -> None:
 
 
 def _serve_workers(
-    settings: Settings, pm: PluginManager, workers: int, grace_s: float
+    settings: Settings,
+    pm: PluginManager,
+    workers: int,
+    grace_s: float,
+    worker_class: str,
 ) -> int:
     """gunicorn's arbiter forks ``workers`` aiohttp workers that share one listening socket.
 
@@ -182,7 +213,7 @@ def _serve_workers(
     options = {
         "bind": [f"{settings.host}:{settings.port}"],
         "workers": workers,
-        "worker_class": WORKER_CLASS,
+        "worker_class": worker_class,
         # aiohttp's worker gives in-flight requests 95 % of it; the arbiter kills after it all.
         "graceful_timeout": math.ceil(grace_s / 0.95),
         "loglevel": "debug"

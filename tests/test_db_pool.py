@@ -86,6 +86,39 @@ async def test_a_failed_connect_frees_its_place():
         await database.close()
 
 
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(
+            probe.getsockname()[1]
+        )  # nothing listens here once the probe is closed
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_refused_connects_leave_the_loop_able_to_connect(loop_name, database_url):
+    """aiopg#909: after a refused connect, uvloop refused every later socket of that number."""
+    uvloop = pytest.importorskip("uvloop")
+    new_loop = (
+        uvloop.new_event_loop if loop_name == "uvloop" else asyncio.new_event_loop
+    )
+    refused = f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres"
+
+    async def refused_then_reached() -> int:
+        for _ in range(3):
+            with pytest.raises(psycopg2.OperationalError):
+                await pool.open_connection(pool.make_dsn(refused), 5)
+        database = Database(database_url, 1)
+        await database.open()
+        try:
+            async with asyncio.timeout(10):
+                return await backend_pid(database)
+        finally:
+            await database.close()
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        assert runner.run(refused_then_reached()) > 0
+
+
 async def test_a_transaction_left_open_is_rolled_back_on_release(database):
     async with database.session() as session:
         await session.execute("BEGIN")

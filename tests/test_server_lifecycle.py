@@ -118,6 +118,17 @@ async def test_sigterm_without_calls_in_flight_exits_promptly(start_service):
     assert service.events("service.started") and service.events("service.stopped")
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_the_event_loop_is_the_one_asked_for(start_service, loop):
+    service = await start_service(RUNTIME_BACKEND_EVENT_LOOP=loop)
+
+    (started,) = service.events("service.started")
+    assert started["eventLoop"] == loop  # the running loop's own package
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{service.url}/health") as response:
+            assert response.status == 200
+
+
 class Forwarder:
     """A TCP forwarder on a fixed port, started late: the database "comes back"."""
 

@@ -12,6 +12,8 @@ ends on the server too; the pool opens a new connection in place of the closed o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -138,6 +140,34 @@ async def _sent(
         connection._waiter = None
 
 
+class _Connection(aiopg.Connection):
+    """aiopg's connection, which also lets go of its socket when a connect fails.
+
+    On a failed connect libpq closes the socket; aiopg 1.4 then forgets it with its writer
+    still registered, and uvloop refuses every later socket given the same number
+    (``RuntimeError: the handler is closed``, aio-libs/aiopg#909).
+    """
+
+    @staticmethod
+    def _ready(weak_self: weakref.ref[Any]) -> None:
+        self = weak_self()
+        if self is None:
+            return
+        fileno, writing = self._fileno, self._writing
+
+        aiopg.Connection._ready(weak_self)
+
+        if writing and fileno is not None and self._fileno is None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._loop.remove_writer(fileno)
+
+
+async def open_connection(dsn: str, timeout: float) -> aiopg.Connection:
+    """A new connection, as ``aiopg.connect`` makes it (no hstore, no uuid casters)."""
+    connection = _Connection(dsn, timeout, enable_hstore=False, enable_uuid=False)
+    return await connection._connect()
+
+
 class ConnectionPool:
     """Up to ``size`` aiopg connections, opened on demand, handed out first come first served.
 
@@ -219,12 +249,7 @@ class ConnectionPool:
     async def _connect(self) -> aiopg.Connection:
         """A new connection in a place already counted in ``_open``; the place is freed on error."""
         try:
-            connection = await aiopg.connect(
-                self.dsn,
-                timeout=ACQUIRE_TIMEOUT,
-                enable_hstore=False,
-                enable_uuid=False,
-            )
+            connection = await open_connection(self.dsn, ACQUIRE_TIMEOUT)
         except BaseException:
             self.release(None)
             raise
@@ -316,7 +341,7 @@ class Database:
         assert self.dsn is not None
         try:
             async with asyncio.timeout(CANCEL_WAIT):
-                connection = await aiopg.connect(self.dsn, enable_hstore=False)
+                connection = await open_connection(self.dsn, CANCEL_WAIT)
                 try:
                     async with connection.cursor() as cursor:
                         await cursor.execute("SELECT pg_cancel_backend(%s)", (pid,))
