@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -236,6 +237,24 @@ def make_security_middleware(
     return security_middleware
 
 
+class _DeadlineTimer:
+    """Cancels the request's task when its deadline passes, and remembers that it did.
+
+    What ``asyncio.timeout_at`` does, without its scope object, its ``current_task()`` (a
+    ``getpid`` on Python 3.11) and its reschedule: 6.2 -> 2.6 µs a request (bench.costs).
+    """
+
+    __slots__ = ("task", "fired")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
 @web.middleware
 async def deadline_middleware(
     request: web.Request, handler: Handler
@@ -247,17 +266,24 @@ async def deadline_middleware(
 
     offset = request.app.get(LOOP_CLOCK_OFFSET)
     when = deadline.expires_at + offset if offset is not None else _loop_time(deadline)
+    task = request.task
+    cancelling = task.cancelling()
+    timer = _DeadlineTimer(task)
+    handle = task.get_loop().call_at(when, timer)
     try:
-        async with asyncio.timeout_at(when) as scope:
-            response = await handler(request)
-    except TimeoutError as e:
-        if scope.expired():
+        response = await handler(request)
+    except asyncio.CancelledError as e:
+        # Ours only when no one else cancelled the task too (a shutdown, say): theirs goes on.
+        if timer.fired and task.uncancel() <= cancelling:
             raise errors.Timeout(
                 f"the request did not finish within {timeout_ms} ms"
             ) from e
         raise
-    if scope.expired():
+    finally:
+        handle.cancel()
+    if timer.fired:
         # Work that swallowed its cancellation does not turn a late answer into a success.
+        task.uncancel()
         raise errors.Timeout(f"the request did not finish within {timeout_ms} ms")
     return response
 
