@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import traceback
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -53,12 +54,21 @@ class _UtcTime:
 
     def __call__(self, moment: datetime) -> str:
         since = moment - _EPOCH  # exact, where a float timestamp rounds far from 1970
-        second = since.days * 86400 + since.seconds
+        return self._text(
+            since.days * 86400 + since.seconds, since.microseconds // 1000
+        )
+
+    def from_ns(self, ns: int) -> str:
+        """The same text for ``time.time_ns()``: a third of the cost of ``datetime.now``'s."""
+        second, rest = divmod(ns, 1_000_000_000)
+        return self._text(second, rest // 1_000_000)
+
+    def _text(self, second: int, milliseconds: int) -> str:
         if second != self.second:
             whole = _NAIVE_EPOCH + timedelta(seconds=second)
             self.text = whole.isoformat(timespec="seconds")
             self.second = second
-        return f"{self.text}.{since.microseconds // 1000:03d}+00:00"
+        return f"{self.text}.{milliseconds:03d}+00:00"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,7 +79,7 @@ utc_time = _UtcTime()
 def _json_line(record: Any, masked: bool) -> str:
     """One JSON object; each string is masked before serialising, so the line stays JSON."""
     return _line_text(
-        record["time"],
+        utc_time(record["time"]),
         record["level"].name.lower(),
         record["message"],
         record["extra"],
@@ -79,7 +89,7 @@ def _json_line(record: Any, masked: bool) -> str:
 
 
 def _line_text(
-    moment: datetime,
+    time_text: str,
     level: str,
     message: str,
     extra: dict[str, Any],
@@ -87,7 +97,7 @@ def _line_text(
     masked: bool,
 ) -> str:
     line: dict[str, Any] = {
-        "time": utc_time(moment),
+        "time": time_text,
         "level": level,
         "message": message,
         "event": extra.get("event", "log"),
@@ -284,8 +294,8 @@ def hot_line(level: str, message: str, fields: dict[str, Any]) -> None:
     if trace_id is not None:
         fields.setdefault("traceId", trace_id)
         fields.setdefault("requestId", current_request_id())
-    moment = datetime.now(UTC)
-    sink.write_line(_line_text(moment, level, message, fields, None, masked=True))
+    now = utc_time.from_ns(time.time_ns())
+    sink.write_line(_line_text(now, level, message, fields, None, masked=True))
 
 
 def _pretty_format(record: Any) -> str:

@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -127,6 +127,13 @@ def test_the_line_time_is_isoformat_in_utc_to_the_millisecond(moment):
     expected = moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
     assert utc_time(moment) == expected
+
+
+@given(st.integers(min_value=0, max_value=2**62))
+def test_the_time_from_nanoseconds_is_the_same_text(ns):
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+
+    assert utc_time.from_ns(ns) == utc_time(moment)
 
 
 def _one_line(level: str, write: Callable[[], None]) -> list[dict[str, Any]]:
