@@ -128,11 +128,46 @@ def build_table(definition: dict[str, Any]) -> Table:
 
     A warm call serialises the definition once; checksums and columns come from the cache.
     """
+    return _build(_definition_json(definition))
+
+
+MAX_KEPT_DEFINITION = 64 * 1024
+"""A definition whose canonical JSON is longer is built again on each call, not kept."""
+
+
+class TablesByDefinition:
+    """Each loaded definition's :class:`Table` by the dict's identity: a warm call builds nothing.
+
+    For the core's loaded definitions only: it hands a handler the same dict for the same
+    definition and a new dict for a changed one (``DefinitionCache``), and handlers treat it
+    as read-only. An entry holds its dict, so while it lives no other dict can have that id.
+    Bounded: past ``size`` entries the oldest goes.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: dict[int, tuple[dict[str, Any], Table]] = {}
+
+    def get(self, definition: dict[str, Any]) -> Table:
+        entry = self._entries.get(id(definition))
+        if entry is not None and entry[0] is definition:
+            return entry[1]
+
+        text = _definition_json(definition)
+        table = _build(text)
+        if len(text) <= MAX_KEPT_DEFINITION:
+            if len(self._entries) >= self.size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[id(definition)] = (definition, table)
+        return table
+
+
+def _definition_json(definition: dict[str, Any]) -> bytes | str:
     document = {
         "shape": {k: definition.get(k, []) for k in ("table", "fields", "indexes")},
         "seeds": definition.get("seeds") or [],
     }
-    return _build(_document_json(document))
+    return _document_json(document)
 
 
 # Types orjson would write otherwise than ``default=str`` does go to the standard library.

@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 
 from lowcode_db import cli
 from lowcode_db.migrations import Migrator, Reporter, Target
-from lowcode_db.model import Table, build_table, legacy_index_name
+from lowcode_db.model import Table, TablesByDefinition, build_table, legacy_index_name
 from lowcode_db.pool import Database, check_database_url
 from lowcode_db.queries import BUILDERS, read_rows, table_problems
 from lowcode_db.schema import DefinitionSchema, operation_schemas
@@ -44,6 +44,7 @@ from lowcode_runtime.metrics import MIGRATIONS
 STALE_CODES = {"3F000", "42P01", "42703"}
 STATUS_PATH = "/preview/status/{projectId}"
 OPERATIONS = operation_schemas()
+TABLES = TablesByDefinition()
 
 
 @dataclass
@@ -120,7 +121,7 @@ async def handle(call: Call) -> Result:
     """Run one db call: validate, migrate on first sight, then one statement."""
     database, migrator = _database(call.app)
     schema = schema_name(call.project_id)
-    table = build_table(call.definition)
+    table = TABLES.get(call.definition)
     query = BUILDERS[call.operation](schema, table, call.params)
     target = Target(
         call.project_id,
