@@ -30,6 +30,7 @@ from lowcode_db import queries
 from lowcode_db.model import TablesByDefinition, build_table
 from lowcode_db.queries import BUILDERS, Query, read_rows
 from lowcode_db.schema import DefinitionSchema, operation_schemas
+from lowcode_db.values import _loader, load_plainly_valid, load_value
 from lowcode_rest.request import build_request
 from lowcode_rest.response import to_result
 from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
@@ -289,6 +290,27 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
             timed(lambda o=operation, p=params: _built(o, table, p), loops),
             "before",
         )
+    create_values = create_params["values"]
+    add(
+        "db: create values (steps laid out per table)",
+        timed(lambda: table.values_loader(False).plainly_valid(create_values), loops),
+    )
+    add(
+        "db: create values (each field's deserialize)",
+        timed(
+            lambda: load_plainly_valid(table.values_schema(False), create_values), loops
+        ),
+        "before",
+    )
+    add(
+        "db: get id (its field's own load)",
+        timed(lambda: load_value("integer", 42), loops),
+    )
+    add(
+        "db: get id (its field's deserialize)",
+        timed(lambda: _loader("integer").deserialize(42), loops),
+        "before",
+    )
     list_query = BUILDERS["list"]("preview_bench", table, schemas["list"].load({}))
     get_query: Query = BUILDERS["get"]("preview_bench", table, {"id": 42})
     add(

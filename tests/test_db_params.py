@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
-from lowcode_db.model import build_table
+from lowcode_db.model import PG_TYPES, build_table
 from lowcode_db.schema import (
     MAX_FIELDS,
     CreateParams,
@@ -17,7 +17,12 @@ from lowcode_db.schema import (
     ListParams,
     UpdateParams,
 )
-from lowcode_db.values import INT64_MAX, load_plainly_valid
+from lowcode_db.values import (
+    INT64_MAX,
+    _loader,
+    load_plainly_valid,
+    load_value,
+)
 
 _names = st.sampled_from(
     [
@@ -180,9 +185,29 @@ _value = st.one_of(
 def test_plain_values_load_as_marshmallow_loads_them(values, partial):
     schema = _TYPED.values_schema(partial)
     fast = load_plainly_valid(schema, values)
+    laid_out = _TYPED.values_loader(partial).plainly_valid(values)
+    assert laid_out == fast
+    assert list(laid_out or ()) == list(fast or ())
 
     if fast is not None:
         assert fast == _marshmallow(schema, values)
         assert list(fast) == list(
             _marshmallow(schema, values)
         )  # the columns' order too
+
+
+def _field_loads(field_type: str, value: Any) -> Any:
+    try:
+        return _loader(field_type).deserialize(value)
+    except ValidationError as e:
+        return ("refused", e.messages)
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(sorted(PG_TYPES)), st.one_of(_value, st.none()))
+def test_one_value_loads_as_its_field_loads_it(field_type, value):
+    try:
+        loaded = load_value(field_type, value)
+    except ValidationError as e:
+        loaded = ("refused", e.messages)
+    assert loaded == _field_loads(field_type, value)

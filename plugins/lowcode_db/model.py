@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
 from marshmallow import Schema
 from psycopg2 import sql
 
-from lowcode_db.values import values_schema
+from lowcode_db.values import ValuesLoader, values_schema
 
 PG_TYPES = {
     "string": "character varying(255)",
@@ -85,13 +85,35 @@ class Table:
         """The type of a column the params were checked against (KeyError for another)."""
         return self.id_type if name == "id" else self.by_name[name].type
 
-    @property
+    # Worked out on first use and kept on the table (a warm call reuses its table).
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Every column a row answers with, ``id`` first."""
         return ("id", *(c.name for c in self.columns))
 
+    @cached_property
+    def types(self) -> tuple[str, ...]:
+        """The type of each of :attr:`names`."""
+        return tuple(self.column_type(n) for n in self.names)
+
+    @cached_property
+    def has_json(self) -> bool:
+        """Whether a value needs adapting to be bound (only ``json`` ones do)."""
+        return "json" in self.types
+
     def values_schema(self, partial: bool) -> Schema:
-        return _values_schema(self, partial)
+        return self.values_loader(partial).schema
+
+    def values_loader(self, partial: bool) -> ValuesLoader:
+        return self._update_values if partial else self._create_values
+
+    @cached_property
+    def _create_values(self) -> ValuesLoader:
+        return ValuesLoader(_values_schema(self, False))
+
+    @cached_property
+    def _update_values(self) -> ValuesLoader:
+        return ValuesLoader(_values_schema(self, True))
 
 
 def checksum(document: Any) -> str:
@@ -237,7 +259,6 @@ def _build(document_json: bytes | str) -> Table:
     )
 
 
-@lru_cache(maxsize=1024)
 def _values_schema(table: Table, partial: bool) -> Schema:
     columns = {
         c.name: (c.type, c.required and not c.has_default, not c.required)

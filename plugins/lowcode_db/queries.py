@@ -6,7 +6,7 @@ every violation; the statement it returns is the call's only round trip on the w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from lowcode_db.ddl import qualified
 from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
 from lowcode_db.model import Table, placeholder
 from lowcode_db.rows import adapt, row_to_json, to_json
-from lowcode_db.values import load_plainly_valid, load_value
+from lowcode_db.values import load_value
 from lowcode_runtime.errors import flatten_messages
 
 TOTAL = "__lowcode_total"
@@ -47,14 +47,15 @@ class Query:
 
     statement: sql.Composable
     params: list[Any]
-    names: list[str]
+    names: Sequence[str]
     shape: str  # "list", "row", "deleted"
     limit: int = 0
     offset: int = 0
     with_total: bool = False
+    types: Sequence[str] = ()  # of each name; worked out from the table when empty
 
 
-def _columns(names: list[str]) -> sql.Composable:
+def _columns(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
@@ -72,6 +73,16 @@ GENERATED_IDS = {"integer": "a bigint identity", "uuid": "a random uuid"}
 def _load_values(
     table: Table, values: dict[str, Any], partial: bool, problems: Problems
 ) -> dict[str, Any]:
+    loaded = table.values_loader(partial).plainly_valid(values)
+    if loaded is not None:  # "id" among them is allowed: its schema holds it
+        return loaded
+    return _load_refused_values(table, values, partial, problems)
+
+
+def _load_refused_values(
+    table: Table, values: dict[str, Any], partial: bool, problems: Problems
+) -> dict[str, Any]:
+    """The values as the whole schema loads them, each violation in ``problems``."""
     if "id" in values and (partial or table.id_type in GENERATED_IDS):
         problems.add(
             "params.values.id",
@@ -81,9 +92,6 @@ def _load_values(
         )
         values = {k: v for k, v in values.items() if k != "id"}
     schema = table.values_schema(partial)
-    loaded = load_plainly_valid(schema, values)
-    if loaded is not None:
-        return loaded
     try:
         return schema.load(values)
     except ValidationError as e:
@@ -195,7 +203,8 @@ def build_get(schema: str, table: Table, params: dict[str, Any]) -> Query:
     problems = Problems()
     value = _load_id(table, params["id"], problems)
     problems.raise_any()
-    return Query(_get_statement(schema, table), [value], list(table.names), "row")
+    statement = _get_statement(schema, table)
+    return Query(statement, [value], table.names, "row", types=table.types)
 
 
 class StatementCache:
@@ -228,7 +237,7 @@ def _get_statement(schema: str, table: Table) -> Statement:
     if statement is None:
         statement = Statement(
             sql.SQL("SELECT {} FROM {} WHERE {}").format(
-                _columns(list(table.names)),
+                _columns(table.names),
                 qualified(schema, table.name),
                 _id_equals(table),
             )
@@ -266,16 +275,23 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
     values = _load_values(table, params["values"], False, problems)
     problems.raise_any()
 
-    names = list(table.names)
     key = ("create", schema, table.checksum, tuple(values))
     statement = STATEMENTS.get(key)
     if statement is None:
-        composed, bound = insert_statement(schema, table, values, _columns(names))
+        returning = _columns(table.names)
+        composed, bound = insert_statement(schema, table, values, returning)
         statement = Statement(composed)
         STATEMENTS.put(key, statement)
     else:
-        bound = [adapt(table.column_type(n), v) for n, v in values.items()]
-    return Query(statement, bound, names, "row")
+        bound = _bound(table, values)
+    return Query(statement, bound, table.names, "row", types=table.types)
+
+
+def _bound(table: Table, values: dict[str, Any]) -> list[Any]:
+    """Loaded values as psycopg2 binds them; only ``json`` ones need adapting."""
+    if not table.has_json:
+        return list(values.values())
+    return [adapt(table.column_type(n), v) for n, v in values.items()]
 
 
 def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -286,7 +302,6 @@ def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
     if not values:
         return build_get(schema, table, params)
 
-    names = list(table.names)
     key = ("update", schema, table.checksum, tuple(values))
     statement = STATEMENTS.get(key)
     if statement is None:
@@ -302,12 +317,12 @@ def build_update(schema: str, table: Table, params: dict[str, Any]) -> Query:
                 qualified(schema, table.name),
                 sql.SQL(", ").join(assignments),
                 condition,
-                _columns(names),
+                _columns(table.names),
             )
         )
         STATEMENTS.put(key, statement)
-    bound = [adapt(table.column_type(n), v) for n, v in values.items()]
-    return Query(statement, [*bound, id_value], names, "row")
+    bound = [*_bound(table, values), id_value]
+    return Query(statement, bound, table.names, "row", types=table.types)
 
 
 def build_delete(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -366,7 +381,7 @@ def read_rows(
     query: Query, table: Table, rows: list[tuple[Any, ...]]
 ) -> tuple[Any, dict]:
     """The call's ``data`` and ``meta`` from the statement's rows (None data: no such row)."""
-    types = [table.column_type(n) for n in query.names]
+    types = query.types or [table.column_type(n) for n in query.names]
     if query.shape == "row":
         return (row_to_json(query.names, types, rows[0]) if rows else None), {}
     if query.shape == "deleted":

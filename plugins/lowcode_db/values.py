@@ -223,13 +223,20 @@ def value_field(field_type: str, **kwargs: Any) -> fields.Field:
 
 def load_value(field_type: str, value: Any) -> Any:
     """Load one value of ``field_type`` (raises ValidationError)."""
-    return _loader(field_type).deserialize(value)
+    if value is None:
+        return _loader(field_type).deserialize(value)
+    return _load_step(field_type)(value, None, None)
 
 
 @cache
 def _loader(field_type: str) -> fields.Field:
     """One field per type: a field holds no state between loads."""
     return value_field(field_type)
+
+
+@cache
+def _load_step(field_type: str) -> Any:
+    return _deserializer(_loader(field_type))
 
 
 def values_schema(columns: dict[str, tuple[str, bool, bool]], partial: bool) -> Schema:
@@ -262,3 +269,48 @@ def load_plainly_valid(schema: Schema, values: dict[str, Any]) -> dict[str, Any]
     except ValidationError:
         return None
     return loaded
+
+
+class ValuesLoader:
+    """:func:`load_plainly_valid` of one schema, its fields' steps laid out once.
+
+    A field's ``deserialize`` wraps its ``_deserialize`` in checks that, for these fields (no
+    validators, no pre- or post-load steps), come down to the null one; it cost about 1 µs a
+    value. Any other field keeps its ``deserialize``.
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self._names = frozenset(schema.fields)
+        self._steps = tuple(
+            (name, _deserializer(field), field.allow_none, field.required)
+            for name, field in schema.fields.items()
+        )
+
+    def plainly_valid(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        """What the schema loads from plainly valid ``values``, else None."""
+        if not values.keys() <= self._names:
+            return None
+        loaded: dict[str, Any] = {}
+        try:
+            for name, deserialize, allow_none, required in self._steps:
+                if name not in values:
+                    if required:
+                        return None
+                    continue
+                value = values[name]
+                if value is None:
+                    if not allow_none:
+                        return None
+                    loaded[name] = None
+                else:
+                    loaded[name] = deserialize(value, name, values)
+        except ValidationError:
+            return None
+        return loaded
+
+
+def _deserializer(field: fields.Field) -> Any:
+    if field.validators or field.pre_load or field.post_load:
+        return lambda value, attr, data: field.deserialize(value, attr, data)
+    return field._deserialize
