@@ -30,7 +30,12 @@ from lowcode_db import queries
 from lowcode_db.model import TablesByDefinition, build_table
 from lowcode_db.queries import BUILDERS, Query, read_rows
 from lowcode_db.schema import DefinitionSchema, operation_schemas
-from lowcode_db.values import _loader, load_plainly_valid, load_value
+from lowcode_db.values import (
+    _loader,
+    checked_decimal,
+    load_plainly_valid,
+    load_value,
+)
 from lowcode_rest.request import build_request
 from lowcode_rest.response import to_result
 from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
@@ -300,6 +305,15 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
         timed(
             lambda: load_plainly_valid(table.values_schema(False), create_values), loops
         ),
+        "before",
+    )
+    add(
+        "db: decimal value (plain digits)",
+        timed(lambda: load_value("decimal", "9.50"), loops),
+    )
+    add(
+        "db: decimal value (every check)",
+        timed(lambda: checked_decimal("9.50"), loops),
         "before",
     )
     add(

@@ -19,7 +19,9 @@ from lowcode_db.schema import (
 )
 from lowcode_db.values import (
     INT64_MAX,
+    DecimalValue,
     _loader,
+    checked_decimal,
     load_plainly_valid,
     load_value,
 )
@@ -211,3 +213,29 @@ def test_one_value_loads_as_its_field_loads_it(field_type, value):
     except ValidationError as e:
         loaded = ("refused", e.messages)
     assert loaded == _field_loads(field_type, value)
+
+
+def _outcome(load: Any, value: Any) -> Any:
+    """What a load gives, written exactly (``1.50`` is not ``1.5``), or its refusal."""
+    try:
+        return str(load(value))
+    except ValidationError as e:
+        return ("refused", e.messages)
+
+
+_decimal_texts = st.one_of(
+    st.text(alphabet="0123456789+-.eE _\u0661 ", max_size=12),
+    st.tuples(st.integers(1, 1002), st.integers(0, 1002), st.booleans()).map(
+        lambda n: "7" * n[0] + ("." + "0" * n[1] if n[2] else "")
+    ),
+    st.decimals(allow_nan=False).map(str),
+    st.sampled_from(["NaN", "Infinity", "-0", "1.", ".5", "+1.50", " 1"]),
+)
+
+
+@settings(max_examples=1000)
+@given(_decimal_texts)
+def test_a_plain_decimal_text_loads_as_every_check_loads_it(text):
+    field = DecimalValue()
+    fast = _outcome(lambda v: field._deserialize(v, None, None), text)
+    assert fast == _outcome(checked_decimal, text)

@@ -67,35 +67,52 @@ class FloatValue(fields.Field):
         return number
 
 
+PLAIN_DECIMAL_MAX = 1000
+"""A text of plain digits this long or shorter holds at most 1000 digits, exponent >= -1000."""
+
+
 class DecimalValue(fields.Field):
     """An exact decimal, from a string (exact) or a JSON number."""
 
     def _deserialize(
         self, value: Any, attr: Any, data: Any, **kwargs: Any
     ) -> decimal.Decimal:
-        if isinstance(value, bool) or not isinstance(
-            value, (str, int, float, decimal.Decimal)
+        if (
+            type(value) is str
+            and len(value) <= PLAIN_DECIMAL_MAX
+            and "e" not in value
+            and "E" not in value
+            and _DECIMAL_TEXT.fullmatch(value)
         ):
-            raise ValidationError("expected a decimal number or a string holding one")
-        try:
-            number = decimal.Decimal(
-                str(value).strip() if isinstance(value, str) else str(value)
-            )
-        except decimal.InvalidOperation as e:
-            raise ValidationError(
-                "expected a decimal number or a string holding one"
-            ) from e
-        if not number.is_finite():
-            raise ValidationError("expected a finite decimal number")
-        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
-            # Decimal also reads "1_000" and digits of other scripts ("١٢"); JSON and SQL don't.
-            raise ValidationError(
-                "expected a decimal number written with the digits 0-9, such as -12.50 or 1e-3"
-            )
-        _, digits, exponent = number.as_tuple()  # finite: the exponent is an int
-        if len(digits) > 1000 or (isinstance(exponent, int) and abs(exponent) > 16000):
-            raise ValidationError("decimal number is too large")
-        return number
+            return decimal.Decimal(value)  # finite, and within every limit below
+        return checked_decimal(value)
+
+
+def checked_decimal(value: Any) -> decimal.Decimal:
+    """Any value a decimal field is sent, with every check in the order its message needs."""
+    if isinstance(value, bool) or not isinstance(
+        value, (str, int, float, decimal.Decimal)
+    ):
+        raise ValidationError("expected a decimal number or a string holding one")
+    try:
+        number = decimal.Decimal(
+            str(value).strip() if isinstance(value, str) else str(value)
+        )
+    except decimal.InvalidOperation as e:
+        raise ValidationError(
+            "expected a decimal number or a string holding one"
+        ) from e
+    if not number.is_finite():
+        raise ValidationError("expected a finite decimal number")
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
+        # Decimal also reads "1_000" and digits of other scripts ("١٢"); JSON and SQL don't.
+        raise ValidationError(
+            "expected a decimal number written with the digits 0-9, such as -12.50 or 1e-3"
+        )
+    _, digits, exponent = number.as_tuple()  # finite: the exponent is an int
+    if len(digits) > 1000 or (isinstance(exponent, int) and abs(exponent) > 16000):
+        raise ValidationError("decimal number is too large")
+    return number
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
