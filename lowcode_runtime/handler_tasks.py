@@ -1,6 +1,8 @@
 """Each handler runs in its own task, so that nothing it does can hold or break the request.
 
-That holds for a dataSource type's handler and for the handler of a route a plugin adds.
+That holds for a dataSource type's handler and for the handler of a route a plugin adds,
+except a type that says its handler ends at once when cancelled (``cancels_promptly``): that
+one is awaited in the request's own task, which saves the task and the shield (about 15 µs).
 
 The request awaits the handler's task through a shield: when the request is cancelled (its
 deadline passed, the server is stopping) it answers at once, and the handler's task is
@@ -117,10 +119,38 @@ def describe(owner: RegisteredType) -> str:
 
 
 async def await_handler(call: Call, owner: RegisteredType) -> Result:
-    """``await handler(call)``, but a cancelled request answers without waiting for it."""
+    """``await handler(call)``, but a cancelled request answers without waiting for it.
+
+    A type that ``cancels_promptly`` is trusted to end at once, so it is awaited directly.
+    """
+    if owner.type.cancels_promptly:
+        return await _awaited_here(call, owner)
     return await await_contained(
         call.app, lambda: owner.type.handler(call), describe(owner), owner.plugin.name
     )
+
+
+async def _awaited_here(call: Call, owner: RegisteredType) -> Result:
+    """The handler awaited in the request's task; what must not leave it becomes INTERNAL.
+
+    As in :func:`_contained`, only the core's cancellation passes: a ``CancelledError`` while
+    nobody asked this task to stop (``Task.cancelling()`` is 0) is the handler's own.
+    """
+    try:
+        return await owner.type.handler(call)
+    except Exception:
+        raise
+    except BaseException as e:
+        if isinstance(e, asyncio.CancelledError) and _being_cancelled():
+            raise
+        _log_escape(owner.plugin.name, describe(owner), e)
+        raise errors.Internal() from None
+
+
+def _being_cancelled() -> bool:
+    """Whether someone (the deadline, the server stopping) asked the current task to stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def await_contained(
@@ -156,7 +186,12 @@ async def _contained(
     except BaseException as e:
         if app[ORPHANS].holds(asyncio.current_task()):
             raise
-        logger.bind(event=events.HTTP_UNHANDLED, plugin=plugin).opt(exception=e).error(
-            f"the handler of {owner} raised {type(e).__name__}"
-        )
+        _log_escape(plugin, owner, e)
         raise errors.Internal() from None
+
+
+def _log_escape(plugin: str, owner: str, error: BaseException) -> None:
+    """Log, with its traceback, what a handler raised that must not leave its await."""
+    logger.bind(event=events.HTTP_UNHANDLED, plugin=plugin).opt(exception=error).error(
+        f"the handler of {owner} raised {type(error).__name__}"
+    )

@@ -109,6 +109,8 @@ def type_problem(ds_type: Any) -> str | None:
             )
     if not _is_async(ds_type.handler):
         return f"the handler of dataSource type {name!r} must be an async function"
+    if not isinstance(ds_type.cancels_promptly, bool):
+        return f"the cancels_promptly of dataSource type {name!r} must be True or False"
     return None
 
 

@@ -87,6 +87,10 @@ class DataSourceType:
     raw params that only the loaded definition can tell (e.g. unknown field names). The core
     calls it when the definition loaded but the params schema refused the params, so one
     answer lists both; on the success path the handler checks those itself.
+
+    ``cancels_promptly``: the handler ends at once when cancelled and never swallows a
+    cancellation, so the core awaits it in the request's task instead of a task of its own
+    (about 15 µs a call less). Leave it off unless every await of the handler is sure of it.
     """
 
     name: str
@@ -95,6 +99,7 @@ class DataSourceType:
     handler: Handler
     description: str = ""
     check_params: ParamsCheck | None = None
+    cancels_promptly: bool = False
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ class NoParams(Schema):
 class EchoPlugin:
     """``echo``: returns its params; ``sleep``: sleeps, recording whether it was cancelled."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancels_promptly: bool = False) -> None:
         self.definition_schema: Schema = EchoDefinition()
+        self.cancels_promptly = cancels_promptly
         self.cancelled = asyncio.Event()
         self.remaining_seen: list[float] = []
         self.calls: list[Call] = []
+        self.tasks: list[asyncio.Task[object] | None] = []
 
     @hookimpl
     def register_datasource_types(self) -> list[DataSourceType]:
@@ -55,11 +57,13 @@ class EchoPlugin:
                     "spoof": NoParams(),
                 },
                 handler=self.handle,
+                cancels_promptly=self.cancels_promptly,
             )
         ]
 
     async def handle(self, call: Call) -> Result:
         self.calls.append(call)
+        self.tasks.append(asyncio.current_task())
         self.remaining_seen.append(call.deadline.remaining())
         if call.operation == "sleep":
             try:

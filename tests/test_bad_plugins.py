@@ -114,9 +114,10 @@ async def handle(call):
 def register_datasource_types():
     operations = ["raise", "hang", "swallow", "swallow_forever", *ESCAPES, *raised(),
                   *results()]
-    return [DataSourceType(name="bad", definition_schema=Nothing(),
+    return [DataSourceType(name=name, definition_schema=Nothing(),
                            operations={name: Nothing() for name in operations},
-                           handler=handle)]
+                           handler=handle, cancels_promptly=prompt)
+            for name, prompt in (("bad", False), ("bad_prompt", True))]
 """
 
 EXECUTE = "/v1/projects/p/datasources/execute"
@@ -131,10 +132,10 @@ async def client(tmp_path, monkeypatch, make_client):
     sys.modules.pop("bad_plugin", None)
 
 
-async def run(client, operation):
+async def run(client, operation, type_name="bad"):
     response = await client.post(
         EXECUTE,
-        json={"dataSource": {"type": "bad", "name": "b"}, "operation": operation},
+        json={"dataSource": {"type": type_name, "name": "b"}, "operation": operation},
         headers={**AUTH, "x-trace-id": TRACE},
     )
     assert response.headers["x-trace-id"] == TRACE
@@ -234,11 +235,21 @@ async def test_a_raising_handler_gets_internal_with_the_trace_id_and_none_of_its
     assert "KeyError" in logged[0]["exception"]
 
 
-@pytest.mark.parametrize("operation", ["interrupt", "exit", "cancel", "generator_exit"])
+ESCAPED = {
+    "interrupt": "KeyboardInterrupt",
+    "exit": "SystemExit",
+    "cancel": "CancelledError",
+    "generator_exit": "GeneratorExit",
+}
+
+
+@pytest.mark.parametrize("type_name", ["bad", "bad_prompt"])
+@pytest.mark.parametrize("operation", list(ESCAPED))
 async def test_a_handler_raising_a_base_exception_gets_internal_and_the_service_lives_on(
-    client, logs, operation
+    client, logs, operation, type_name
 ):
-    status, body = await run(client, operation)
+    """``bad_prompt`` is awaited in the request's task (``cancels_promptly``): the same holds."""
+    status, body = await run(client, operation, type_name)
 
     assert status == 500
     assert body["error"] == {"code": "INTERNAL", "message": "internal error"}
@@ -246,14 +257,18 @@ async def test_a_handler_raising_a_base_exception_gets_internal_and_the_service_
     assert "secret-looking" not in json.dumps(body)
     [logged] = [r for r in logs.records() if "exception" in r]
     assert logged["traceId"] == TRACE and logged["plugin"] == "lowcode-bad"
-    assert "lowcode-bad 1.2.3" in logged["message"]
+    assert logged["message"] == (
+        f"the handler of lowcode-bad 1.2.3 (dataSource type {type_name!r}) raised "
+        f"{ESCAPED[operation]}"
+    )
 
     status, body = await run(client, "set")
     assert status == 500 and "data.tags is a set" in body["error"]["message"]
 
 
-async def test_a_handler_awaiting_past_the_deadline_is_cancelled(client):
-    status, body = await run(client, "hang")
+@pytest.mark.parametrize("type_name", ["bad", "bad_prompt"])
+async def test_a_handler_awaiting_past_the_deadline_is_cancelled(client, type_name):
+    status, body = await run(client, "hang", type_name)
 
     assert status == 504
     assert body["error"]["code"] == "TIMEOUT"

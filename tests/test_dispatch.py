@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lowcode_runtime import context
+from lowcode_runtime import context, hookimpl
 from lowcode_runtime.http_client import make_session
 from tests.conftest import AUTH
 from tests.support import EchoPlugin
@@ -147,21 +147,72 @@ async def test_internal_error_hides_the_exception(client, logs):
     assert len([r for r in logs.records() if "exception" in r]) == 1
 
 
-async def test_deadline_cancels_the_handler(make_client, plugin):
+@pytest.mark.parametrize("cancels_promptly", [False, True])
+async def test_deadline_cancels_the_handler(make_client, cancels_promptly):
+    plugin = EchoPlugin(cancels_promptly=cancels_promptly)
+    client = await make_client(
+        extra_plugins=(("echo", plugin),),
+        load_entry_points=False,
+        request_timeout_ms=300,
+    )
+    # An hour's sleep: any answer at all came from the deadline.
+    response = await client.post(
+        EXECUTE, json=call(operation="sleep", params={"seconds": 3600}), headers=AUTH
+    )
+    body = await response.json()
+    assert response.status == 504
+    assert body["error"]["code"] == "TIMEOUT"
+    assert body["meta"]["operation"] == "sleep"
+    if cancels_promptly:
+        # Awaited in the request's task: the handler saw its cancellation before the answer.
+        assert plugin.cancelled.is_set()
+    await asyncio.wait_for(plugin.cancelled.wait(), 1)
+    assert 0 < plugin.remaining_seen[0] <= 0.3
+
+
+class TaskWitness:
+    """Records the task the core's ``datasource_call_started`` hook runs in: the request's."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[object] | None] = []
+
+    @hookimpl
+    def datasource_call_started(self, call):
+        self.tasks.append(asyncio.current_task())
+
+
+@pytest.mark.parametrize("cancels_promptly", [False, True])
+async def test_a_type_that_cancels_promptly_runs_in_the_request_task(
+    make_client, cancels_promptly
+):
+    plugin, witness = EchoPlugin(cancels_promptly=cancels_promptly), TaskWitness()
+    client = await make_client(
+        extra_plugins=(("echo", plugin), ("witness", witness)), load_entry_points=False
+    )
+    response = await client.post(EXECUTE, json=call(), headers=AUTH)
+
+    assert response.status == 200
+    [request_task], [handler_task] = witness.tasks, plugin.tasks
+    assert request_task is not None and handler_task is not None
+    assert (handler_task is request_task) is cancels_promptly
+
+
+async def test_a_prompt_type_that_swallows_its_cancellation_is_waited_for_yet_times_out(
+    make_client,
+):
+    """The flag set wrongly: the answer waits for the handler, and is still TIMEOUT."""
+    plugin = EchoPlugin(cancels_promptly=True)
     client = await make_client(
         extra_plugins=(("echo", plugin),),
         load_entry_points=False,
         request_timeout_ms=300,
     )
     response = await client.post(
-        EXECUTE, json=call(operation="sleep", params={"seconds": 5}), headers=AUTH
+        EXECUTE, json=call(operation="stubborn", params={"seconds": 3600}), headers=AUTH
     )
-    body = await response.json()
     assert response.status == 504
-    assert body["error"]["code"] == "TIMEOUT"
-    assert body["meta"]["operation"] == "sleep"
-    await asyncio.wait_for(plugin.cancelled.wait(), 1)
-    assert 0 < plugin.remaining_seen[0] <= 0.3
+    assert (await response.json())["error"]["code"] == "TIMEOUT"
+    assert plugin.cancelled.is_set()
 
 
 async def test_trace_id_taken_when_well_formed(client):

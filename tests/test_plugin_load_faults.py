@@ -75,6 +75,13 @@ FAULTS = {
         "    return [typed('x', handler=lambda call: None)]\n",
         "the handler of dataSource type 'x' must be an async function",
     ),
+    "promptly_not_bool": (
+        "@hookimpl\ndef register_datasource_types():\n"
+        "    return [DataSourceType(name='x', definition_schema=Nothing(),\n"
+        "                           operations={}, handler=handle,\n"
+        "                           cancels_promptly='yes')]\n",
+        "the cancels_promptly of dataSource type 'x' must be True or False",
+    ),
     "routes_raise": (
         "@hookimpl\ndef register_datasource_types():\n    return [typed('x')]\n"
         "async def half(request):\n    return None\n"
