@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 
 import psycopg2
 import pytest
 
-from lowcode_db.tenancy import schema_name
+from lowcode_db.plugin import DB_STATE
+from lowcode_db.tenancy import lock_key, schema_name
+from lowcode_runtime.keys import TYPE_REGISTRY
 from tests.conftest import AUTH
 
 
@@ -51,6 +54,95 @@ async def test_deadline_cancels_the_statement_on_the_server(
     # The pool's only connection came back healthy: the next call works at once.
     got = await db.ok("get", {"id": row["id"]})
     assert got["data"]["status"] == "new"
+
+
+def active_statements(database_url: str, pattern: str) -> int:
+    """How many statements whose text matches ``pattern`` run on the server now."""
+    watcher = psycopg2.connect(database_url)
+    try:
+        with watcher.cursor() as check:
+            check.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                "AND query LIKE %s AND pid <> pg_backend_pid()",
+                (pattern,),
+            )
+            return check.fetchone()[0]
+    finally:
+        watcher.close()
+
+
+async def until(condition, what: str, tries: int = 200) -> None:
+    """Wait for ``condition()``, looking every 50 ms; fail naming ``what`` if it never holds."""
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_a_cancelled_statement_ends_before_its_cancel_on_the_server(
+    database_url, logs
+):
+    """The cancellation goes on at once; the server-side cancel runs in the background."""
+    from lowcode_db.pool import Database
+
+    database = Database(database_url, 1)
+    await database.open()
+    tag = f"lowcode-test-{uuid.uuid4().hex}"
+
+    async def sleeper() -> None:
+        async with database.session() as session:
+            await session.execute(f"SELECT pg_sleep(3600) -- {tag}")
+
+    task = asyncio.create_task(sleeper())
+    try:
+        await until(lambda: active_statements(database_url, f"%{tag}%") == 1, "sent")
+        task.cancel()
+        await asyncio.wait([task])
+        assert task.cancelled()
+        assert len(database.cancels) == 1, "the cancel on the server is still under way"
+    finally:
+        await database.close()
+
+    assert not database.cancels, "close() waited for the cancel"
+    [cancelled] = logs.events("db.statement_cancelled")
+    assert cancelled["ok"] is True
+    await until(lambda: active_statements(database_url, f"%{tag}%") == 0, "cancelled")
+
+
+async def test_a_migration_waiting_for_its_lock_ends_at_the_deadline(
+    make_db_client, database_url
+):
+    """The db type is awaited in the request's task; its migration path ends promptly too."""
+    db = await make_db_client(request_timeout_ms=500, database_pool_max=1)
+    assert db.client.app[TYPE_REGISTRY]["db"].type.cancels_promptly
+    key = lock_key(schema_name(db.project))
+    holder = psycopg2.connect(database_url)
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
+        answer = asyncio.create_task(db.call("list"))
+        waiting = f"%pg_advisory_xact_lock(%{key})%"  # psycopg2 writes " -1" for -1
+        await until(
+            lambda: active_statements(database_url, waiting) == 1,
+            "the first call's migration waits for the lock",
+        )
+        status, body = await answer
+        assert status == 504 and body["error"]["code"] == "TIMEOUT"
+
+        cancels = db.client.app[DB_STATE].database.cancels
+        if cancels:
+            await asyncio.wait(set(cancels))
+        await until(
+            lambda: active_statements(database_url, waiting) == 0,
+            "the migration's wait for the lock cancelled on the server",
+        )
+    finally:
+        holder.close()
+
+    # The migration was rolled back whole: the next call applies it.
+    assert (await db.ok("list"))["data"] == []
 
 
 class Proxy:

@@ -188,6 +188,9 @@ def register_datasource_types() -> list[DataSourceType]:
             handler=handle,
             description="CRUD over a table of the project's preview PostgreSQL schema",
             check_params=check_params,
+            # Session.execute re-raises a cancellation at once (the server-side cancel runs
+            # in the background); the handler's other waits (pool, migration lock) end too.
+            cancels_promptly=True,
         )
     ]
 

@@ -4,9 +4,10 @@ Connections are aiopg's; the pool and the waiting for a statement's answer are k
 because aiopg's cost about 60 µs a statement more (a condition lock and a task per release,
 a cursor wrapper, ``wait_for`` and a timer per statement) on a call that is mostly that.
 
-A statement cancelled mid-way (the request's deadline reached the handler's task) closes its
-connection, and ``pg_cancel_backend`` is sent from another connection so that the statement
-ends on the server too; the pool opens a new connection in place of the closed one.
+A statement cancelled mid-way (the request's deadline reached the handler) closes its
+connection, and ``pg_cancel_backend`` is sent from another connection, in a task the
+:class:`Database` holds, so that the statement ends on the server too while the cancellation
+goes on at once; the pool opens a new connection in place of the closed one.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ class Session:
         psycopg2 sends it and aiopg's reader callback polls the socket, as in aiopg's own
         ``Cursor.execute``; only the waiting is ours: one future awaited in the caller's task,
         where aiopg adds a cursor wrapper, ``wait_for`` and a timer (about 35 µs a statement).
-        When the caller is cancelled mid-statement, the connection is closed and the statement
-        cancelled on the server before the cancellation goes on.
+        When the caller is cancelled mid-statement, the connection is closed, the statement's
+        cancel on the server is started in the background, and the cancellation goes on at
+        once: the db type's handler is awaited in the request's task (``cancels_promptly``).
         """
         STATEMENTS.count += 1
         connection = self.connection
@@ -113,7 +115,7 @@ class Session:
         except asyncio.CancelledError:
             pid = connection.raw.get_backend_pid()
             connection.close()
-            await self.database.cancel_backend(pid)
+            self.database.cancel_in_background(pid)
             raise
         finally:
             cursor.close()
@@ -317,6 +319,7 @@ class Database:
         self.dsn = make_dsn(url) if url else None
         self.pool_max = pool_max
         self.pool: ConnectionPool | None = None
+        self.cancels: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         """Create the pool; it connects on demand, so start-up never waits for the database."""
@@ -326,15 +329,32 @@ class Database:
             )
 
     async def close(self) -> None:
+        """Close the pool; the cancels still under way get CANCEL_WAIT, then are cancelled."""
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        await self._finish_cancels()
+
+    async def _finish_cancels(self) -> None:
+        if not self.cancels:
+            return
+        _, pending = await asyncio.wait(set(self.cancels), timeout=CANCEL_WAIT)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
     def session(self) -> SessionScope:
         """An acquired connection, as ``async with``; DB_UNAVAILABLE when none can be had."""
         if self.pool is None:
             raise DbUnavailable("no preview database is configured (set DATABASE_URL)")
         return SessionScope(self, self.pool)
+
+    def cancel_in_background(self, pid: int) -> None:
+        """Start :meth:`cancel_backend` in a task held until it ends (the loop holds weakly)."""
+        task = asyncio.get_running_loop().create_task(self.cancel_backend(pid))
+        self.cancels.add(task)
+        task.add_done_callback(self.cancels.discard)
 
     async def cancel_backend(self, pid: int) -> None:
         """Cancel the statement running on backend ``pid``, from another connection."""
