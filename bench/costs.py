@@ -15,13 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import decimal
+import functools
 import io
 import json
 import time
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 from aiocache import Cache
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from marshmallow import Schema
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -50,15 +53,17 @@ from lowcode_runtime import (
 )
 from lowcode_runtime.config import Settings
 from lowcode_runtime.egress import EgressPolicy
+from lowcode_runtime.handler_tasks import await_handler, setup_handler_tasks
 from lowcode_runtime.logs import flush_logs, logger, setup_logging
 from lowcode_runtime.masking import mask
+from lowcode_runtime.plugins import RegisteredType
 from lowcode_runtime.ratelimit import RateLimiter
 from lowcode_runtime.redact import Redactor
 from lowcode_runtime.requests import _parse_with_stdlib, parse_strict_json
 from lowcode_runtime.secrets import SecretsCache
 from lowcode_runtime.shared_state import make_cache
 from lowcode_runtime.templates import Context, secret_names
-from lowcode_runtime.types import DataSourceType, Deadline, Result
+from lowcode_runtime.types import DataSourceType, Deadline, PluginInfo, Result
 from lowcode_runtime.upstream import UpstreamAnswer
 
 TOKEN = "costs-token-0123456789abcdefghijkl"
@@ -211,6 +216,7 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
         await timed_async(statement_in_its_task, loops),
         "before",
     )
+    await _handler_costs(add, statement, loops)
 
     # Reading and validating the body.
     raw = json.dumps(GET_BODY).encode()
@@ -509,6 +515,31 @@ async def _rest_costs(add: Callable[..., None], loops: int) -> None:
     )
     await through.close()
     await cache.close()
+
+
+async def _handler_costs(
+    add: Callable[..., None], statement: Callable[[], Awaitable[None]], loops: int
+) -> None:
+    """``await_handler`` around a handler that awaits one statement, with and without the flag."""
+
+    async def handler(call: Any) -> Result:
+        await statement()
+        return Result(None)
+
+    app = web.Application()
+    setup_handler_tasks(app)
+    call: Any = SimpleNamespace(app=app)
+    plugin = PluginInfo("lowcode-runtime", "bench")
+    for prompt, name, note in (
+        (True, "handler: awaited in the request's task (cancels_promptly)", ""),
+        (False, "handler: in a shielded task of its own (the default)", "before"),
+    ):
+        ds_type = DataSourceType(
+            "db", DefinitionSchema(), {}, handler, cancels_promptly=prompt
+        )
+        owner = RegisteredType(ds_type, plugin)
+        awaited = functools.partial(await_handler, call, owner)
+        add(name, await timed_async(awaited, loops), note)
 
 
 async def _no_handler(call: Any) -> Result:
