@@ -56,7 +56,7 @@ from lowcode_runtime.egress import EgressPolicy
 from lowcode_runtime.handler_tasks import await_handler, setup_handler_tasks
 from lowcode_runtime.logs import flush_logs, logger, setup_logging
 from lowcode_runtime.masking import mask
-from lowcode_runtime.plugins import RegisteredType
+from lowcode_runtime.plugins import RegisteredType, build_plugin_manager
 from lowcode_runtime.ratelimit import RateLimiter
 from lowcode_runtime.redact import Redactor
 from lowcode_runtime.requests import _parse_with_stdlib, parse_strict_json
@@ -362,6 +362,19 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
             timed(lambda answer=answer: envelope._stdlib_dumps(answer), loops),
             "before",
         )
+
+    # The call hooks, which no built-in plugin implements.
+    pm = build_plugin_manager(load_entry_points=False)
+    started_hook = pm.hook.datasource_call_started
+    add(
+        "hooks: a call hook no plugin implements, checked",
+        timed(lambda: pm.implemented(started_hook) and started_hook(call=None), loops),
+    )
+    add(
+        "hooks: the same, called",
+        timed(lambda: started_hook(call=None), loops),
+        "before",
+    )
 
     # The call's metrics and its success line.
     labels = ("db", "get", "success")

@@ -269,14 +269,16 @@ async def execute(request: web.Request) -> web.Response:
 
 async def run_call(request: web.Request, call: Call, started: float) -> web.Response:
     """Await the type's handler and answer its result; log and count the outcome."""
-    hooks = request.app[PLUGIN_MANAGER].hook
+    pm = request.app[PLUGIN_MANAGER]
+    hooks = pm.hook
     registered = request.app[TYPE_REGISTRY][call.type]
     meta = request[envelope.CALL_META]
     if debug_enabled():
         logger.bind(event=events.CALL_START, projectId=call.project_id, **meta).debug(
             f"{call.type}.{call.operation} {call.name!r} started"
         )
-    hooks.datasource_call_started(call=call)
+    if pm.implemented(hooks.datasource_call_started):
+        hooks.datasource_call_started(call=call)
     error: errors.RuntimeBackendError | None = None
 
     try:
@@ -295,12 +297,13 @@ async def run_call(request: web.Request, call: Call, started: float) -> web.Resp
         duration_ms = _record(
             request.app[TYPE_REGISTRY], call.project_id, meta, error, started
         )
-        hooks.datasource_call_finished(
-            call=call,
-            outcome="error" if error else "success",
-            error_code=error.code if error else None,
-            duration_ms=duration_ms,
-        )
+        if pm.implemented(hooks.datasource_call_finished):
+            hooks.datasource_call_finished(
+                call=call,
+                outcome="error" if error else "success",
+                error_code=error.code if error else None,
+                duration_ms=duration_ms,
+            )
 
 
 def respond(request: web.Request, call: Call, result: Result) -> web.Response:

@@ -75,6 +75,12 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.distributions: dict[str, PluginInfo] = {}
         self.load_failures: list[LoadFailure] = []
+        self.traced = False  # hook calls are logged (LOWCODE_TRACE_HOOKS)
+
+    def implemented(self, hook: pluggy.HookCaller) -> bool:
+        """Whether calling ``hook`` reaches anyone: a call that reaches none costs about 1 µs,
+        the check a tenth of it, on every dataSource call. A traced call is always made."""
+        return self.traced or bool(hook.get_hookimpls())
 
     def register_plugin(self, plugin: Any, name: str, info: PluginInfo) -> None:
         self.register(plugin, name=name)
@@ -187,6 +193,7 @@ def _trace_hook_calls(pm: PluginManager) -> None:
         return None
 
     pm.add_hookcall_monitoring(before, after)
+    pm.traced = True
 
 
 def _log_hook_call(hook_name: str, plugins: list[str]) -> None:
