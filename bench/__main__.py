@@ -21,7 +21,9 @@ first call builds the table through its migration; 100,000 rows then go in with 
 
 Each case (``get`` by random id, ``list`` on the indexed category sorted newest first with
 limit 50, ``create``, and ``rest``) is one Lua script in ``bench/lua`` that the service and
-its baselines answer alike; wrk runs it for a warm-up, then for the measured time. Servers are
+its baselines answer alike; wrk runs it against each server for a warm-up, then the servers
+take turns for ``--rounds`` rounds of ``--duration`` seconds (a slow moment of the machine
+meets every server, not one); req/s is over all rounds, latencies the median round's. Servers are
 pinned to one core and wrk to the other (no pinning on a 1-core machine); PostgreSQL is not
 pinned. Before the load, one sample of each call must give the same data from every server,
 and a second service process behind a counting proxy gives the database round trips of each
@@ -52,7 +54,13 @@ def main() -> None:
     )
     defaults = Load()
     parser.add_argument(
-        "--duration", type=int, default=defaults.duration_s, help="seconds"
+        "--duration", type=int, default=defaults.duration_s, help="seconds per round"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=defaults.rounds,
+        help="rounds per server, the servers of a case taking turns",
     )
     parser.add_argument("--warmup", type=int, default=defaults.warmup_s, help="seconds")
     parser.add_argument("--connections", type=int, default=defaults.connections)
@@ -67,7 +75,7 @@ def main() -> None:
         sys.exit(
             "wrk is not installed (apt-get install wrk); ./scripts/bench installs it"
         )
-    load = Load(args.connections, args.threads, args.duration, args.warmup)
+    load = Load(args.connections, args.threads, args.duration, args.warmup, args.rounds)
     options = Options(load, args.rows, fastify=not args.no_fastify)
     try:
         code = asyncio.run(run_bench(options))

@@ -20,10 +20,11 @@ from bench.cases import (
     DB_CASES,
     SECRET_NAME,
     TABLE,
+    Case,
     rest_definition,
     service_statements,
 )
-from bench.loadgen import Load, Measure, measure
+from bench.loadgen import Load, Measure, combined, wrk
 from bench.roundtrips import CountingProxy
 from bench.servers import Pinning, Server, free_port, python_module
 from lowcode_db.tenancy import schema_name
@@ -172,22 +173,51 @@ def wrk_environment(run: Run, rows: int, upstream_url: str) -> dict[str, str]:
 async def load_all(
     run: Run, running: dict[str, Server], load: Load, environment: dict[str, str]
 ) -> dict[tuple[str, str], Measure | None]:
-    """Each case against the service, then against each of its baselines, back to back."""
+    """Each case against the service and its baselines, taking turns round by round.
+
+    One run per server after another would let a slow moment of the machine (a checkpoint,
+    other work) land on one server only; in turns, each round of each server meets the same
+    moments as its neighbours'.
+    """
     results: dict[tuple[str, str], Measure | None] = {}
     for case in CASES:
+        urls = {}
         for target in ("service", *case.baselines):
             if target == "direct":
-                url = running["upstream"].url + "/items"
+                urls[target] = running["upstream"].url + "/items"
             elif target in running:
-                url = running[target].url
+                urls[target] = running[target].url
             else:
                 results[(case.name, target)] = None
-                continue
-            print(f"  {case.name} -> {target} ...", flush=True)
-            results[(case.name, target)] = await measure(
-                url, case.script_for(target), environment, load, run.pinning.load
-            )
+
+        rounds: dict[str, list[Measure]] = {target: [] for target in urls}
+        print(f"  {case.name}: warming up {', '.join(urls)} ...", flush=True)
+        for target, url in urls.items():
+            if load.warmup_s > 0:
+                await _run(case, target, url, environment, load, load.warmup_s, run)
+        for number in range(1, load.rounds + 1):
+            print(f"  {case.name}: round {number} of {load.rounds} ...", flush=True)
+            for target, url in urls.items():
+                measured = await _run(
+                    case, target, url, environment, load, load.duration_s, run
+                )
+                rounds[target].append(measured)
+        for target, measures in rounds.items():
+            results[(case.name, target)] = combined(measures)
     return results
+
+
+async def _run(
+    case: Case,
+    target: str,
+    url: str,
+    environment: dict[str, str],
+    load: Load,
+    seconds: int,
+    run: Run,
+) -> Measure:
+    script = case.script_for(target)
+    return await wrk(url, script, environment, load, seconds, run.pinning.load)
 
 
 def call_log_lines(log: Path) -> int:
@@ -244,7 +274,8 @@ async def run_bench(options: Options) -> int:
         "## Machine",
         *report.machine(postgres, pinning.note),
         f"- load: wrk -t{load.threads} -c{load.connections}, {load.warmup_s} s warm-up "
-        f"then {load.duration_s} s per run; {options.rows} rows; pool {run.pool_max}",
+        f"then {load.rounds} rounds of {load.duration_s} s per server, the servers of a "
+        f"case taking turns; {options.rows} rows; pool {run.pool_max}",
         "",
         "## Results",
         *report.results_table(results, skipped),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +16,14 @@ MARKER = "BENCH_RESULT "
 
 @dataclass(frozen=True)
 class Load:
-    """How hard and how long wrk pushes each case."""
+    """How hard and how long wrk pushes each case: ``rounds`` runs of ``duration_s`` per server,
+    the servers of a case taking turns, after one warm-up run each."""
 
     connections: int = 32
     threads: int = 1
-    duration_s: int = 10
+    duration_s: int = 5
     warmup_s: int = 3
+    rounds: int = 3
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,20 @@ class Measure:
     def clean(self) -> bool:
         """Every answer was a 2xx and no socket failed."""
         return self.requests > 0 and self.non2xx == 0 and self.socket_errors == 0
+
+
+def combined(rounds: list[Measure]) -> Measure:
+    """The rounds of one server as one measure: every request over the whole time, the
+    median round's latencies, every error."""
+    return Measure(
+        requests=sum(m.requests for m in rounds),
+        duration_s=sum(m.duration_s for m in rounds),
+        p50_ms=statistics.median(m.p50_ms for m in rounds),
+        p90_ms=statistics.median(m.p90_ms for m in rounds),
+        p99_ms=statistics.median(m.p99_ms for m in rounds),
+        non2xx=sum(m.non2xx for m in rounds),
+        socket_errors=sum(m.socket_errors for m in rounds),
+    )
 
 
 class WrkFailed(RuntimeError):
@@ -100,16 +117,3 @@ async def wrk(
     )
     output, _ = await process.communicate()
     return parse(output.decode(errors="replace"))
-
-
-async def measure(
-    url: str,
-    script: Path,
-    environment: dict[str, str],
-    load: Load,
-    pin: tuple[str, ...],
-) -> Measure:
-    """A warm-up run (discarded), then the measured one."""
-    if load.warmup_s > 0:
-        await wrk(url, script, environment, load, load.warmup_s, pin)
-    return await wrk(url, script, environment, load, load.duration_s, pin)

@@ -10,7 +10,7 @@ import aiopg
 import pytest
 
 from bench.cases import CASES, DB_CASES, service_statements
-from bench.loadgen import Measure, WrkFailed, parse
+from bench.loadgen import Measure, WrkFailed, combined, parse
 from bench.report import ratios_table, results_table
 from bench.roundtrips import CountingProxy
 
@@ -33,6 +33,20 @@ def test_parse_reads_the_result_line_of_done():
     assert (result.p50_ms, result.p90_ms, result.p99_ms) == (1.5, 2.5, 4.5)
     assert (result.non2xx, result.socket_errors) == (3, 1)
     assert not result.clean
+
+
+def test_rounds_combine_into_every_request_over_the_whole_time():
+    rounds = [
+        Measure(1000, 1.0, 2.0, 3.0, 9.0, 1, 0),
+        Measure(3000, 1.0, 1.0, 2.0, 4.0, 0, 2),
+        Measure(2000, 1.0, 5.0, 6.0, 7.0, 0, 0),
+    ]
+
+    result = combined(rounds)
+
+    assert result.rps == 2000
+    assert (result.p50_ms, result.p90_ms, result.p99_ms) == (2.0, 3.0, 7.0)  # medians
+    assert (result.non2xx, result.socket_errors) == (1, 2)
 
 
 def test_parse_without_a_result_line_says_what_wrk_printed():
