@@ -204,6 +204,62 @@ async def test_allowed_destructive_changes_are_applied(make_db_client, database_
     assert columns(database_url, db.project)["amount"] == ("bigint", True)
 
 
+def amount_as(kind: str) -> dict:
+    changed = with_fields()
+    for field in changed["fields"]:
+        if field["name"] == "amount":
+            field.update(type=kind)
+    return changed
+
+
+async def test_a_definition_known_before_its_table_changed_is_planned_again(
+    make_db_client, database_url
+):
+    """The table changed by another definition: the first one's next call migrates it back,
+    and its answers follow its own types again."""
+    db = await make_db_client(allow_destructive_migrations=True)
+    await db.ok("create", {"values": {"title": "x", "amount": "2"}})
+    await db.ok(
+        "create",
+        {"values": {"title": "y", "amount": 3}},
+        data_source=amount_as("integer"),
+    )
+    assert columns(database_url, db.project)["amount"][0] == "bigint"
+
+    row = (await db.ok("create", {"values": {"title": "z", "amount": "4.5"}}))["data"]
+
+    assert row["amount"] == "4.5"  # numeric again, as the first definition says
+    assert columns(database_url, db.project)["amount"][0] == "numeric"
+
+
+async def test_a_table_changed_by_another_process_is_blocked_not_answered_500(
+    make_db_client,
+):
+    db = await make_db_client()
+    changer = await make_db_client(allow_destructive_migrations=True)  # another process
+    await db.ok("list")
+    title_as_integer = with_fields()
+    for field in title_as_integer["fields"]:
+        if field["name"] == "title":
+            field.update(type="integer")
+    await changer.ok("list", data_source=title_as_integer)
+
+    status, body = await db.call("create", {"values": {"title": "x"}})
+
+    # The insert fails on the changed column; the migration back is destructive.
+    assert status == 409, body
+    assert body["error"]["code"] == "MIGRATION_BLOCKED"
+    assert "orders.title" in body["error"]["message"]
+
+
+async def test_a_table_dropped_behind_the_service_is_created_again(db, database_url):
+    await db.ok("create", {"values": {"title": "gone soon"}})
+    query(database_url, f'DROP TABLE "{schema_name(db.project)}".orders')
+
+    assert (await db.ok("list"))["data"] == []
+    await db.ok("create", {"values": {"title": "back"}})
+
+
 async def test_unique_index_over_duplicates_fails_and_leaves_nothing(db, database_url):
     await db.ok("create", {"values": {"title": "a", "status": "dup-secret"}})
     await db.ok("create", {"values": {"title": "b", "status": "dup-secret"}})

@@ -3,7 +3,13 @@
 The process keeps the (projectId, schema, checksum) of each definition it has seen applied, so
 the warm path sends no DDL and no catalog query; a per-key asyncio lock makes concurrent first
 calls of one process wait for one migration, and the advisory lock does the same across
-processes.
+processes. When a migration changes a table, the process doubts the other definitions it knew
+of that table; a doubted definition, or one whose statements failed as if its table had gone
+or changed (``forget``), is planned against the catalog again instead of the migration log.
+
+Known gap: a process trusts a definition it already applied until one of its statements fails;
+a type changed by another process (only with PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS) that makes no
+statement fail (a write into a column now of text) goes unnoticed until then or a restart.
 """
 
 from __future__ import annotations
@@ -113,6 +119,10 @@ class Target:
         seeds = self.table.seeds_checksum if self.apply_seeds else None
         return (self.project_id, self.schema, self.table.checksum, seeds)
 
+    @property
+    def table_id(self) -> tuple[str, str, str]:
+        return (self.project_id, self.schema, self.table.name)
+
 
 Reporter = Callable[[Target, str, list[str]], None]
 
@@ -127,13 +137,16 @@ class Migrator:
         self.applied: set[tuple[Any, ...]] = set()
         self.report = report or (lambda target, outcome, statements: None)
         self._locks: dict[tuple[Any, ...], tuple[asyncio.Lock, int]] = {}
+        self._keys_of_table: dict[tuple[str, str, str], set[tuple[Any, ...]]] = {}
+        self._doubted: set[tuple[Any, ...]] = set()
 
     def is_known(self, target: Target) -> bool:
         return target.key in self.applied
 
     def forget(self, target: Target) -> None:
-        """Drop what the process knows of ``target`` (its tables went away)."""
+        """Drop what the process knows of ``target`` (its table went away or changed)."""
         self.applied.discard(target.key)
+        self._doubted.add(target.key)
 
     async def ensure(self, session: Session, target: Target) -> Outcome | None:
         """Migrate ``target`` unless known applied; None on the warm path."""
@@ -146,14 +159,17 @@ class Migrator:
             async with lock:
                 if target.key in self.applied:
                     return None
+                trust_log = target.key not in self._doubted
                 try:
-                    outcome = await migrate(session, target, dry_run=False)
+                    outcome = await migrate(
+                        session, target, dry_run=False, trust_log=trust_log
+                    )
                 except MigrationStopped as e:
                     self.report(target, e.outcome.outcome, e.outcome.statements)
                     raise
                 if outcome.outcome == "applied":
                     self.report(target, "applied", outcome.statements)
-                self.applied.add(target.key)
+                self._believe(target, changed=bool(outcome.statements))
         finally:
             lock, users = self._locks[target.key]
             if users == 1:
@@ -161,6 +177,19 @@ class Migrator:
             else:
                 self._locks[target.key] = (lock, users - 1)
         return outcome
+
+    def _believe(self, target: Target, changed: bool) -> None:
+        """Know ``target`` applied; a change to its table puts the table's other
+        definitions in doubt: checked against the old table, they are planned again against
+        the catalog (not the log) at their next call."""
+        keys = self._keys_of_table.setdefault(target.table_id, set())
+        if changed:
+            for other in keys - {target.key}:
+                self.applied.discard(other)
+                self._doubted.add(other)
+        keys.add(target.key)
+        self.applied.add(target.key)
+        self._doubted.discard(target.key)
 
 
 async def read_owner(session: Session, schema: str) -> str | None:
@@ -220,12 +249,17 @@ def _taken(
     return taken
 
 
-async def migrate(session: Session, target: Target, dry_run: bool) -> Outcome:
-    """Plan and (unless ``dry_run``) apply one definition, in one transaction."""
+async def migrate(
+    session: Session, target: Target, dry_run: bool, trust_log: bool = True
+) -> Outcome:
+    """Plan and (unless ``dry_run``) apply one definition, in one transaction.
+
+    With ``trust_log`` a definition the log shows applied is not planned again.
+    """
     schema, table = target.schema, target.table
     await session.execute("BEGIN")
     try:
-        outcome = await _migrate_in_transaction(session, target, dry_run)
+        outcome = await _migrate_in_transaction(session, target, dry_run, trust_log)
     except MigrationStopped:
         raise  # its log rows are committed already
     except BaseException:
@@ -259,7 +293,7 @@ async def _rollback(session: Session) -> None:
 
 
 async def _migrate_in_transaction(
-    session: Session, target: Target, dry_run: bool
+    session: Session, target: Target, dry_run: bool, trust_log: bool
 ) -> Outcome:
     schema, table = target.schema, target.table
     await session.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
@@ -269,7 +303,7 @@ async def _migrate_in_transaction(
         raise SchemaConflict(
             f"the preview schema {schema} belongs to another project; use another projectId"
         )
-    if owner is not None and await _already_applied(session, target):
+    if owner is not None and trust_log and await _already_applied(session, target):
         return Outcome("unchanged")
 
     catalog = await read_catalog(session, schema, table)

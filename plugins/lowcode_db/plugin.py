@@ -40,8 +40,10 @@ from lowcode_runtime.errors import (
 )
 from lowcode_runtime.metrics import MIGRATIONS
 
-# Errors that mean the tables this process believed in are gone: migrate again, once.
-STALE_CODES = {"3F000", "42P01", "42703"}
+# Errors that mean the tables this process believed in are gone or changed under it (a
+# schema, table or column missing; a column of another type than its definition's, which
+# params checked against that definition can only meet so): migrate again, once.
+STALE_CODES = {"3F000", "42P01", "42703", "42804", "42883", "22P02"}
 STATUS_PATH = "/preview/status/{projectId}"
 OPERATIONS = operation_schemas()
 TABLES = TablesByDefinition()
