@@ -125,6 +125,13 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise errors.PayloadTooLarge(
             f"request body is over the limit of {limit} bytes"
         ) from e
+    except web.RequestPayloadError as e:
+        # A compressed body that does not decompress (gzip that is not gzip, say).
+        encoding = request.headers.get("Content-Encoding", "none")[:40]
+        raise errors.InvalidJson(
+            f"request body could not be read as sent (Content-Encoding: {encoding}); "
+            "send it uncompressed or correctly compressed"
+        ) from e
     if len(raw) > limit:
         raise errors.PayloadTooLarge(f"request body is over the limit of {limit} bytes")
 

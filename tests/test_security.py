@@ -247,6 +247,25 @@ async def test_invalid_json_is_400(make_client, raw):
     assert (await response.json())["error"]["code"] == "INVALID_JSON"
 
 
+async def test_a_body_that_does_not_decompress_is_invalid_json(make_client):
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
+    response = await client.post(
+        EXECUTE,
+        data=b"this is not gzip",
+        headers={
+            **AUTH,
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"]["code"] == "INVALID_JSON"
+    assert "Content-Encoding: gzip" in body["error"]["message"]
+
+
 async def test_a_refused_preflight_is_forbidden_not_internal(make_client):
     client = await make_client(
         load_entry_points=False, cors_origins=("http://app.test",)
