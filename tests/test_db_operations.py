@@ -120,6 +120,17 @@ async def test_a_decimal_in_other_digits_is_refused(db, text):
     assert [d["path"] for d in body["error"]["details"]] == ["params.values.price"]
 
 
+@pytest.mark.parametrize("text", ["0." + "1" * 1200, "1e-100000", "9" * 1001])
+async def test_a_decimal_past_the_limits_says_which(db, text):
+    status, body = await db.call(
+        "create", {"values": {"price": text}}, data_source=TYPED
+    )
+    assert status == 400, body
+    (detail,) = body["error"]["details"]
+    assert detail["path"] == "params.values.price"
+    assert "more than 1000 digits or an exponent past" in detail["message"]
+
+
 async def test_json_rules_of_each_type(db):
     values = {
         "label": "x", "body": "long text", "count": 2**53 + 1, "ratio": 0.25,

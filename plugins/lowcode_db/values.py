@@ -111,7 +111,9 @@ def checked_decimal(value: Any) -> decimal.Decimal:
         )
     _, digits, exponent = number.as_tuple()  # finite: the exponent is an int
     if len(digits) > 1000 or (isinstance(exponent, int) and abs(exponent) > 16000):
-        raise ValidationError("decimal number is too large")
+        raise ValidationError(
+            "decimal number has more than 1000 digits or an exponent past ±16000"
+        )
     return number
 
 
