@@ -181,12 +181,11 @@ async def measure(loops: int) -> list[tuple[str, float, str]]:
         # deadline_middleware's steps, with the task aiohttp hands it as request.task
         deadline = Deadline.after(30.0)
         task.cancelling()
-        timer = middleware._DeadlineTimer(task)
-        handle = loop.call_at(deadline.expires_at + offset, timer)
+        timer = middleware._DeadlineTimer(task, deadline, deadline.expires_at + offset)
         try:
             await nothing()
         finally:
-            handle.cancel()
+            timer.cancel()
 
     add(
         "deadline: timer around the call",

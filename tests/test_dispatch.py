@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lowcode_runtime import context, hookimpl
+from lowcode_runtime import context, hookimpl, middleware
 from lowcode_runtime.http_client import make_session
+from lowcode_runtime.types import Deadline
 from tests.conftest import AUTH
 from tests.support import EchoPlugin
 
@@ -348,6 +349,21 @@ async def test_a_warm_definition_skips_its_schema(make_client):
     assert bad.status == again.status == 400, (
         "a refused definition is checked every time"
     )
+
+
+async def test_a_deadline_timer_that_fires_early_cancels_only_once_the_deadline_passed():
+    """A loop clock behind the monotonic one (uvloop's, read once per turn) fires early."""
+    task = asyncio.current_task()
+    assert task is not None
+    deadline = Deadline.after(0.2)
+    timer = middleware._DeadlineTimer(task, deadline, task.get_loop().time())
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        assert timer.fired and deadline.expired()
+    finally:
+        timer.cancel()
+        task.uncancel()
 
 
 @pytest.mark.parametrize("cancels_promptly", [False, True])
