@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import orjson
@@ -67,6 +68,11 @@ def _parse_with_stdlib(raw: bytes) -> Any:
             f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from e
     except ValueError as e:
+        if "integer string conversion" in str(e):  # Python's limit on digits of an int
+            raise errors.InvalidJson(
+                f"request body holds an integer of more than {sys.get_int_max_str_digits()} "
+                "digits; send such a number as a string"
+            ) from e
         raise errors.InvalidJson(f"request body is not valid JSON: {e}") from e
     except RecursionError as e:
         raise _too_deep() from e

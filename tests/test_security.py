@@ -247,6 +247,21 @@ async def test_invalid_json_is_400(make_client, raw):
     assert (await response.json())["error"]["code"] == "INVALID_JSON"
 
 
+async def test_an_integer_of_too_many_digits_is_named_so(make_client):
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
+    raw = b'{"params": {"n": ' + b"7" * 5000 + b"}}"
+    response = await client.post(
+        EXECUTE, data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"]["code"] == "INVALID_JSON"
+    assert "integer of more than 4300 digits" in body["error"]["message"]
+    assert "sys." not in body["error"]["message"]
+
+
 async def test_a_body_that_does_not_decompress_is_invalid_json(make_client):
     client = await make_client(
         extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
