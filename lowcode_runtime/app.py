@@ -16,7 +16,6 @@ from lowcode_runtime.middleware import (
     deadline_middleware,
     error_middleware,
     make_security_middleware,
-    read_loop_clock,
     trace_middleware,
 )
 from lowcode_runtime.plugin_routes import (
@@ -85,7 +84,6 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
     add_catch_all(app)
     setup_cors(app, settings)
 
-    app.on_startup.append(read_loop_clock)
     app.on_startup.append(_start_plugins)
     app.on_cleanup.append(_stop_plugins)
     setup_handler_tasks(app)  # first to clean up: orphans may still use a plugin's pool
