@@ -268,30 +268,11 @@ def values_schema(columns: dict[str, tuple[str, bool, bool]], partial: bool) -> 
     return Schema.from_dict(declared, name="Values")()
 
 
-def load_plainly_valid(schema: Schema, values: dict[str, Any]) -> dict[str, Any] | None:
-    """What ``schema`` (of :func:`values_schema`) loads from plainly valid ``values``, else None.
-
-    Each value goes through its own field, without the schema's machinery (about half of a
-    create's own work); any doubt, and the schema runs to say what is wrong. The hypothesis
-    tests in ``tests/test_db_params.py`` hold the two to the same result.
-    """
-    fields = schema.fields
-    if not values.keys() <= fields.keys():
-        return None
-    loaded = {}
-    try:
-        for name, field in fields.items():
-            if name in values:
-                loaded[name] = field.deserialize(values[name])
-            elif field.required:
-                return None
-    except ValidationError:
-        return None
-    return loaded
-
-
 class ValuesLoader:
-    """:func:`load_plainly_valid` of one schema, its fields' steps laid out once.
+    """What one schema of :func:`values_schema` loads from plainly valid values, without its
+    machinery (about half of a create's own work), the fields' steps laid out once; any
+    doubt, and the schema runs to say what is wrong (``tests/test_db_params.py`` holds the
+    two to the same result).
 
     A field's ``deserialize`` wraps its ``_deserialize`` in checks that, for these fields (no
     validators, no pre- or post-load steps), come down to the null one; it cost about 1 µs a
