@@ -36,7 +36,6 @@ from lowcode_db.schema import DefinitionSchema, operation_schemas
 from lowcode_db.values import (
     _loader,
     checked_decimal,
-    load_plainly_valid,
     load_value,
 )
 from lowcode_rest.request import build_request
@@ -65,6 +64,7 @@ from lowcode_runtime.shared_state import make_cache
 from lowcode_runtime.templates import Context, secret_names
 from lowcode_runtime.types import DataSourceType, Deadline, PluginInfo, Result
 from lowcode_runtime.upstream import UpstreamAnswer
+from tests.test_db_params import load_plainly_valid  # the way before ValuesLoader
 
 TOKEN = "costs-token-0123456789abcdefghijkl"
 DEFINITION = {
