@@ -12,17 +12,12 @@ from lowcode_runtime import dispatch, events, keys, openapi, routes
 from lowcode_runtime.config import Settings
 from lowcode_runtime.handler_tasks import setup_handler_tasks
 from lowcode_runtime.logs import logger
-from lowcode_runtime.middleware import (
-    deadline_middleware,
-    error_middleware,
-    make_security_middleware,
-    trace_middleware,
-)
+from lowcode_runtime.middleware import make_contract_middleware
 from lowcode_runtime.plugin_routes import (
     PLUGIN_ROUTES,
     ROUTE_DESCRIPTIONS,
     add_plugin_routes,
-    plugin_route_middleware,
+    guard_plugin_route,
 )
 from lowcode_runtime.plugins import (
     PluginError,
@@ -55,11 +50,7 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
 
     app = web.Application(
         middlewares=[
-            trace_middleware,
-            error_middleware,
-            make_security_middleware(settings.trusted_proxies),
-            deadline_middleware,
-            plugin_route_middleware,
+            make_contract_middleware(settings.trusted_proxies, guard_plugin_route)
         ],
         client_max_size=settings.body_limit_bytes,
     )

@@ -16,7 +16,7 @@ from aiohttp import web
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from lowcode_runtime import envelope, errors, events, metrics
-from lowcode_runtime.handler_tasks import await_handler
+from lowcode_runtime.handler_tasks import escaped_prompt_handler, run_handler
 from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import debug_enabled, hot_line, logger
@@ -244,7 +244,7 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
 
 
 async def execute(request: web.Request) -> web.Response:
-    """Run one dataSource call and answer it in the envelope."""
+    """Run one dataSource call and answer it in the envelope; log and count the outcome."""
     project_id = project_id_from(request)
     body = await read_json_object(request)
     started = time.monotonic()
@@ -264,11 +264,7 @@ async def execute(request: web.Request) -> web.Response:
             )
         raise
 
-    return await run_call(request, call, started)
-
-
-async def run_call(request: web.Request, call: Call, started: float) -> web.Response:
-    """Await the type's handler and answer its result; log and count the outcome."""
+    # Run here, not in a function of its own: each level awaited costs on every resume.
     pm = request.app[PLUGIN_MANAGER]
     hooks = pm.hook
     registered = request.app[TYPE_REGISTRY][call.type]
@@ -282,7 +278,14 @@ async def run_call(request: web.Request, call: Call, started: float) -> web.Resp
     error: errors.RuntimeBackendError | None = None
 
     try:
-        result = await await_handler(call, registered)
+        try:
+            result = await run_handler(call, registered)
+        except BaseException as e:
+            if registered.type.cancels_promptly and escaped_prompt_handler(
+                registered, e
+            ):
+                raise errors.Internal() from None
+            raise
         if call.deadline.expired():
             # The handler swallowed its cancellation; the deadline still holds.
             raise errors.Timeout("the call did not finish within the request deadline")

@@ -1,8 +1,8 @@
 """One exception per contract error code (API.md section 3), each carrying its HTTP status.
 
-Raise these anywhere; ``lowcode_runtime.middleware.error_middleware`` is the single place that
-turns them into the response envelope. Messages are for people and must never hold a secret,
-a DSN, SQL text with values, or a traceback.
+Raise these anywhere; the middleware of ``lowcode_runtime.middleware.make_contract_middleware``
+is the single place that turns them into the response envelope. Messages are for people and
+must never hold a secret, a DSN, SQL text with values, or a traceback.
 """
 
 from __future__ import annotations

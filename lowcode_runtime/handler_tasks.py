@@ -118,33 +118,33 @@ def describe(owner: RegisteredType) -> str:
     return f"{owner.plugin.name} {owner.plugin.version} (dataSource type {owner.type.name!r})"
 
 
-async def await_handler(call: Call, owner: RegisteredType) -> Result:
-    """``await handler(call)``, but a cancelled request answers without waiting for it.
+def run_handler(call: Call, owner: RegisteredType) -> Awaitable[Result]:
+    """What to await for the call's result; a cancelled request answers without waiting.
 
-    A type that ``cancels_promptly`` is trusted to end at once, so it is awaited directly.
+    A type that ``cancels_promptly`` is trusted to end at once: its handler's own coroutine
+    is awaited in the request's task (no level in between), and the caller passes what it
+    raises through :func:`escaped_prompt_handler`. Any other runs in a task of its own.
     """
     if owner.type.cancels_promptly:
-        return await _awaited_here(call, owner)
-    return await await_contained(
+        return owner.type.handler(call)
+    return await_contained(
         call.app, lambda: owner.type.handler(call), describe(owner), owner.plugin.name
     )
 
 
-async def _awaited_here(call: Call, owner: RegisteredType) -> Result:
-    """The handler awaited in the request's task; what must not leave it becomes INTERNAL.
+def escaped_prompt_handler(owner: RegisteredType, error: BaseException) -> bool:
+    """Whether ``error``, raised by a handler awaited in the request's task, must not leave
+    it (it is logged, and the caller answers INTERNAL).
 
     As in :func:`_contained`, only the core's cancellation passes: a ``CancelledError`` while
     nobody asked this task to stop (``Task.cancelling()`` is 0) is the handler's own.
     """
-    try:
-        return await owner.type.handler(call)
-    except Exception:
-        raise
-    except BaseException as e:
-        if isinstance(e, asyncio.CancelledError) and _being_cancelled():
-            raise
-        _log_escape(owner.plugin.name, describe(owner), e)
-        raise errors.Internal() from None
+    if isinstance(error, Exception):
+        return False
+    if isinstance(error, asyncio.CancelledError) and _being_cancelled():
+        return False
+    _log_escape(owner.plugin.name, describe(owner), error)
+    return True
 
 
 def _being_cancelled() -> bool:

@@ -8,6 +8,7 @@ service or drops the connection.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -177,16 +178,20 @@ def _drop_types(app: web.Application, entry_point: str) -> None:
         del registry[name]
 
 
-@web.middleware
-async def plugin_route_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """A plugin's route runs guarded, as a dataSource handler does; the core's run as is."""
+def guard_plugin_route(request: web.Request, handler: Handler) -> Handler:
+    """The handler to run: a plugin's route guarded, as a dataSource handler is; the core's
+    as is. A fenced route answers NOT_FOUND."""
     route = request.app[PLUGIN_ROUTES].get(request.match_info.route)
-    if route is None:
-        if request.match_info.route in request.app[FENCED_ROUTES]:
-            raise errors.NotFound(f"no route {request.method} {request.path}")
-        return await handler(request)
+    if route is not None:
+        return functools.partial(_guarded, handler=handler, route=route)
+    if request.match_info.route in request.app[FENCED_ROUTES]:
+        raise errors.NotFound(f"no route {request.method} {request.path}")
+    return handler
+
+
+async def _guarded(
+    request: web.Request, handler: Handler, route: PluginRoute
+) -> web.StreamResponse:
     try:
         answer = await await_contained(
             request.app, lambda: handler(request), route.owner(), route.plugin.name

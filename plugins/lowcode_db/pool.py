@@ -106,7 +106,10 @@ class Session:
         connection = self.connection
         cursor = connection.raw.cursor()
         try:
-            await _sent(connection, cursor, query, params)
+            try:
+                await _send(connection, cursor, query, params)
+            finally:
+                connection._waiter = None
             if cursor.description is not None:
                 return cursor.fetchall()  # type: ignore[no-any-return]
             return []
@@ -121,25 +124,28 @@ class Session:
             cursor.close()
 
 
-async def _sent(
+def _send(
     connection: aiopg.Connection, cursor: Any, query: Any, params: Any
-) -> None:
-    """Send one statement on ``connection`` and wait until its answer is read.
+) -> asyncio.Future[None]:
+    """Send one statement on ``connection``; the future is done once its answer is read.
 
     aiopg 1.4 (pinned) wakes ``connection._waiter`` from the reader it registered for the
-    socket; this is the protocol of its ``Cursor.execute`` without the cursor wrapper.
+    socket; this is the protocol of its ``Cursor.execute`` without the cursor wrapper. A
+    future, not a coroutine: a level awaited costs on every resume. The caller clears
+    ``connection._waiter`` once it has awaited it.
     """
     if connection.closed:
         raise psycopg2.InterfaceError("connection already closed")
     # Its loop, not get_running_loop(): on Python 3.11 that asks the kernel for the pid.
-    waiter = connection._loop.create_future()
+    waiter: asyncio.Future[None] = connection._loop.create_future()
     connection._waiter = waiter
     try:
         cursor.execute(query, params)
         connection._ready(connection._weakref)
-        await waiter
-    finally:
+    except BaseException:
         connection._waiter = None
+        raise
+    return waiter
 
 
 class _Connection(aiopg.Connection):
@@ -311,7 +317,10 @@ async def _roll_back(connection: aiopg.Connection) -> None:
     cursor = connection.raw.cursor()
     try:
         async with asyncio.timeout(CANCEL_WAIT):
-            await _sent(connection, cursor, "ROLLBACK", None)
+            try:
+                await _send(connection, cursor, "ROLLBACK", None)
+            finally:
+                connection._waiter = None
     except asyncio.CancelledError:
         connection.close()
         raise
