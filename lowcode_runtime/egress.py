@@ -5,7 +5,7 @@ Two checks cover every way aiohttp reaches an address:
 - a host name goes through :class:`EgressResolver`: it resolves, checks every address it got,
   and hands aiohttp only checked addresses, so a name that changes its answer between the check
   and the connection gains nothing (the connection goes to what was checked);
-- an IP literal never reaches a resolver in aiohttp, so :meth:`EgressPolicy.middleware`, which
+- an IP literal never reaches a resolver in aiohttp, so :meth:`EgressPolicy.check_request`, which
   runs before each request aiohttp sends (every redirect hop too), checks it.
 
 Odd IPv4 spellings (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1``) are read the way
@@ -173,11 +173,16 @@ class EgressPolicy:
             return address, e.category
         return address, None
 
+    def check_request(self, request: ClientRequest) -> None:
+        """A session's request check (``make_session(checks=...)``): IP-literal hosts bypass
+        the resolver, so they are checked here, before each request is sent."""
+        self.check_literal(request.url.raw_host or "")
+
     async def middleware(
         self, request: ClientRequest, handler: ClientHandlerType
     ) -> ClientResponse:
-        """A client middleware: IP-literal hosts bypass the resolver, so check them here."""
-        self.check_literal(request.url.raw_host or "")
+        """The same check as a client middleware, for a session built some other way."""
+        self.check_request(request)
         return await handler(request)
 
 

@@ -86,7 +86,7 @@ class OutboundClient:
             )
             self._session = make_session(
                 connector=connector,
-                middlewares=(self.policy.middleware,),
+                checks=(self.policy.check_request,),
                 timeout=aiohttp.ClientTimeout(total=None),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -111,51 +111,42 @@ class OutboundClient:
         ``TIMEOUT``). ``budget_hint`` says in the timeout message where the budget came from.
         """
         started = time.monotonic()
+        hop = _Hop(
+            outbound.method, URL(outbound.url), dict(outbound.headers), outbound.body
+        )
         try:
+            # Inline, not in functions of their own: each level awaited costs on every resume,
+            # and an exchange resumes several times.
             async with asyncio.timeout(budget):
-                return await self._exchange(outbound, follow_redirects, started)
+                for count in range(MAX_REDIRECTS + 1):
+                    hop.url = self._checked(hop.url)
+                    try:
+                        async with self.session.request(
+                            hop.method,
+                            hop.url,
+                            headers=hop.headers,
+                            data=hop.body,
+                            allow_redirects=False,
+                        ) as response:
+                            location = response.headers.get("Location")
+                            if not (
+                                follow_redirects
+                                and location
+                                and response.status in REDIRECT_STATUSES
+                            ):
+                                return await self._answer(response, started)
+                    except (aiohttp.ClientError, OSError) as e:
+                        raise self._failed(e, hop.url.raw_host or "") from None
+                    if count == MAX_REDIRECTS:
+                        raise errors.UpstreamUnreachable(
+                            f"the upstream redirected more than {MAX_REDIRECTS} times"
+                        )
+                    hop.follow(response.status, location, outbound)
         except TimeoutError:
             raise errors.Timeout(
                 f"the upstream did not answer within {round(budget * 1000)} ms "
                 f"({budget_hint})"
             ) from None
-
-    async def _exchange(
-        self, outbound: Outbound, follow_redirects: bool, started: float
-    ) -> UpstreamAnswer:
-        method, url, body = outbound.method, URL(outbound.url), outbound.body
-        headers = dict(outbound.headers)
-        origin: URL | None = None
-
-        for hop in range(MAX_REDIRECTS + 1):
-            url = self._checked(url)
-            async with self._send(method, url, headers, body) as response:
-                location = response.headers.get("Location")
-                if (
-                    follow_redirects
-                    and response.status in REDIRECT_STATUSES
-                    and location
-                ):
-                    if hop == MAX_REDIRECTS:
-                        raise errors.UpstreamUnreachable(
-                            f"the upstream redirected more than {MAX_REDIRECTS} times"
-                        )
-                    next_url = _redirect_target(url, location)
-                    method, body, headers = _redirected(
-                        response.status, method, body, headers
-                    )
-                    if (
-                        origin is None
-                    ):  # the first URL's, as written: only redirects need it
-                        origin = URL(outbound.url).origin()
-                    if next_url.origin() != origin:
-                        headers = _strip_for_other_origin(
-                            headers, outbound.secret_headers
-                        )
-                    url = next_url
-                    continue
-                return await self._answer(response, started)
-
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _checked(self, url: URL) -> URL:
@@ -171,10 +162,26 @@ class OutboundClient:
                 return url.with_host(canonical)
         return url
 
-    def _send(
-        self, method: str, url: URL, headers: dict[str, str], body: bytes | None
-    ) -> _Request:
-        return _Request(self.session, method, url, headers, body, self.type_name)
+    def _failed(self, error: BaseException, host: str) -> errors.RuntimeBackendError:
+        """What an exchange that failed in aiohttp answers: blocked, or unreachable and why."""
+        denied = egress_cause(error)
+        if denied is not None:
+            return _blocked(denied, self.type_name)
+        if isinstance(
+            error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch
+        ):
+            what = "the TLS handshake failed"
+        elif isinstance(error, aiohttp.ClientConnectorDNSError):
+            what = "the host name does not resolve"
+        elif isinstance(error, aiohttp.ClientConnectorError):
+            what = "the connection was refused or failed"
+        elif isinstance(error, aiohttp.ClientPayloadError):
+            what = "it hung up before its body was complete"
+        else:
+            what = f"the exchange failed ({type(error).__name__})"
+        return errors.UpstreamUnreachable(
+            f"cannot reach upstream host {host!r}: {what}"
+        )
 
     async def _answer(
         self, response: aiohttp.ClientResponse, started: float
@@ -195,50 +202,24 @@ class OutboundClient:
         )
 
 
-class _Request:
-    """``session.request`` as a context manager whose failures are contract errors."""
+@dataclass
+class _Hop:
+    """The request of one hop: the first as written, each next one as a redirect says."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: URL,
-        headers: dict[str, str],
-        body: bytes | None,
-        type_name: str,
-    ) -> None:
-        self.type_name = type_name
-        self.context = session.request(
-            method, url, headers=headers, data=body, allow_redirects=False
+    method: str
+    url: URL
+    headers: dict[str, str]
+    body: bytes | None
+
+    def follow(self, status: int, location: str, first: Outbound) -> None:
+        """Become the request that a ``status`` redirect to ``location`` asks for."""
+        target = _redirect_target(self.url, location)
+        self.method, self.body, self.headers = _redirected(
+            status, self.method, self.body, self.headers
         )
-        self.host = url.raw_host or ""
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        try:
-            return await self.context.__aenter__()
-        except (aiohttp.ClientError, OSError) as e:
-            denied = egress_cause(e)
-            if denied is not None:
-                raise _blocked(denied, self.type_name) from None
-            raise self._unreachable(e) from None
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.context.__aexit__(*exc)  # type: ignore[arg-type]
-
-    def _unreachable(self, error: BaseException) -> errors.UpstreamUnreachable:
-        if isinstance(
-            error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch
-        ):
-            what = "the TLS handshake failed"
-        elif isinstance(error, aiohttp.ClientConnectorDNSError):
-            what = "the host name does not resolve"
-        elif isinstance(error, aiohttp.ClientConnectorError):
-            what = "the connection was refused or failed"
-        else:
-            what = f"the exchange failed ({type(error).__name__})"
-        return errors.UpstreamUnreachable(
-            f"cannot reach upstream host {self.host!r}: {what}"
-        )
+        if target.origin() != URL(first.url).origin():
+            self.headers = _strip_for_other_origin(self.headers, first.secret_headers)
+        self.url = target
 
 
 @functools.lru_cache(maxsize=1024)

@@ -178,6 +178,14 @@ async def test_request_deadline_aborts_the_upstream_request(make_client, upstrea
     await asyncio.wait_for(upstream.recorder.aborted.wait(), 3)
 
 
+async def test_a_body_cut_off_mid_way_is_an_unreachable_upstream(rest_client, upstream):
+    response, body = await execute(rest_client, {"url": upstream.url("/cut")})
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
+    assert "hung up before its body was complete" in body["error"]["message"]
+
+
 async def test_endless_chunked_body_stops_at_the_limit(make_client, upstream):
     client = await make_client(
         egress_allow=("127.0.0.1",), rest_max_response_bytes=1 << 20
