@@ -22,12 +22,13 @@ first call builds the table through its migration; 100,000 rows then go in with 
 Each case (``get`` by random id, ``list`` on the indexed category sorted newest first with
 limit 50, ``create``, and ``rest``) is one Lua script in ``bench/lua`` that the service and
 its baselines answer alike; wrk runs it against each server for a warm-up, then the servers
-take turns for ``--rounds`` rounds of ``--duration`` seconds (a slow moment of the machine
-meets every server, not one); req/s is over all rounds, latencies the median round's. Servers are
-pinned to one core and wrk to the other (no pinning on a 1-core machine); PostgreSQL is not
-pinned. Before the load, one sample of each call must give the same data from every server,
-and a second service process behind a counting proxy gives the database round trips of each
-warm db call. The exit code is 1 when any answer under load was not a 2xx.
+take turns for ``--rounds`` rounds of ``--duration`` seconds, in an order that reverses every
+round (a slow moment of the machine, or what one server leaves behind, meets every server, not
+one); req/s is over all rounds, latencies the median round's. Servers are pinned to one core
+and wrk to the other (no pinning on a 1-core machine); PostgreSQL is not pinned. Before the
+load, one sample of each call must give the same data from every server, and a second service
+process behind a counting proxy gives the database round trips of each warm db call. The exit
+code is 1 when any answer under load was not a 2xx.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ async def load_all(
 
     One run per server after another would let a slow moment of the machine (a checkpoint,
     other work) land on one server only; in turns, each round of each server meets the same
-    moments as its neighbours'.
+    moments as its neighbours'. The order reverses every round (:func:`turn_order`).
     """
     results: dict[tuple[str, str], Measure | None] = {}
     for case in CASES:
@@ -197,7 +197,8 @@ async def load_all(
                 await _run(case, target, url, environment, load, load.warmup_s, run)
         for number in range(1, load.rounds + 1):
             print(f"  {case.name}: round {number} of {load.rounds} ...", flush=True)
-            for target, url in urls.items():
+            for target in turn_order(list(urls), number):
+                url = urls[target]
                 measured = await _run(
                     case, target, url, environment, load, load.duration_s, run
                 )
@@ -205,6 +206,15 @@ async def load_all(
         for target, measures in rounds.items():
             results[(case.name, target)] = combined(measures)
     return results
+
+
+def turn_order(targets: list[str], number: int) -> list[str]:
+    """The servers' order in round ``number`` (from 1): as listed, then reversed, and so on.
+
+    In one fixed order each server would always run right after the same one, and pay for
+    what that one leaves behind (PostgreSQL still busy after Fastify's load, say).
+    """
+    return targets if number % 2 else targets[::-1]
 
 
 async def _run(

@@ -10,6 +10,7 @@ import aiopg
 import pytest
 
 from bench.cases import CASES, DB_CASES, service_statements
+from bench.harness import turn_order
 from bench.loadgen import Measure, WrkFailed, combined, parse
 from bench.report import ratios_table, results_table
 from bench.roundtrips import CountingProxy
@@ -47,6 +48,17 @@ def test_rounds_combine_into_every_request_over_the_whole_time():
     assert result.rps == 2000
     assert (result.p50_ms, result.p90_ms, result.p99_ms) == (2.0, 3.0, 7.0)  # medians
     assert (result.non2xx, result.socket_errors) == (1, 2)
+
+
+def test_no_server_always_runs_right_after_the_same_one():
+    servers = ["service", "floor", "fastify"]
+    rounds = [turn_order(servers, number) for number in (1, 2, 3)]
+    run = [server for order in rounds for server in order]
+
+    assert all(sorted(order) == sorted(servers) for order in rounds)
+    assert rounds[0] == servers  # the first round as listed
+    before_service = {run[i - 1] for i in range(1, len(run)) if run[i] == "service"}
+    assert len(before_service) > 1, run
 
 
 def test_parse_without_a_result_line_says_what_wrk_printed():
