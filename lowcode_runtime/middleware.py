@@ -185,7 +185,9 @@ async def _admit(
     trusted: tuple[ipaddress._BaseNetwork, ...],
 ) -> None:
     """Authentication before routing, then the rate limit, then an early body-size check."""
-    route = (request.method, request.path)
+    # HEAD is GET without the body: an open route is open to both (a load balancer's probe).
+    method = hdrs.METH_GET if request.method == hdrs.METH_HEAD else request.method
+    route = (method, request.path)
     if is_preflight(request) or route in UNLIMITED_ROUTES:
         return
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError
 from yarl import URL
 
 from lowcode_runtime import __version__, errors, events
@@ -176,7 +177,10 @@ class OutboundClient:
         elif isinstance(error, aiohttp.ClientConnectorError):
             what = "the connection was refused or failed"
         elif isinstance(error, aiohttp.ClientPayloadError):
-            what = "it hung up before its body was complete"
+            if isinstance(error.__cause__, ContentEncodingError):
+                what = "its body does not decode as its Content-Encoding says"
+            else:
+                what = "it hung up before its body was complete"
         else:
             what = f"the exchange failed ({type(error).__name__})"
         return errors.UpstreamUnreachable(

@@ -2,9 +2,10 @@
 
 The process-wide log masking only knows values of four characters or more; this redactor knows
 exactly the secrets this call resolved, whatever their length, and the forms in which an
-upstream may echo them: as sent, percent-encoded, form-encoded, or escaped inside JSON text
-(any of their characters as ``\\uXXXX`` in either case, ``\\/``, ``\\"`` and the other short
-escapes, escaped or not one by one: an upstream may escape only some).
+upstream may echo them: as sent, percent-encoded (hex in either case, any of the characters
+encoded or not: an upstream may decode some, as a URL parser does ``%2F``), form-encoded (a
+space as ``+``), or escaped inside JSON text (any of their characters as ``\\uXXXX`` in
+either case, ``\\/``, ``\\"`` and the other short escapes, escaped or not one by one).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ class Redactor:
     def text(self, text: str) -> str:
         if self._pattern is None:
             return text
-        # Every JSON escape has a backslash: a text without one needs only the plain forms.
-        pattern = self._pattern if "\\" not in text else self._escaped
+        # Every JSON escape has a backslash and every percent-encoding a "%": a text without
+        # either needs only the plain forms.
+        plain = "\\" not in text and "%" not in text
+        pattern = self._pattern if plain else self._escaped
         result, count = pattern.subn(MASK, text)
         self.redacted = self.redacted or count > 0
         return result
@@ -58,8 +61,9 @@ class Redactor:
         """``json(value)`` for a ``value`` parsed from the JSON ``text``, walked only if needed.
 
         Where the text holds no backslash, every string of the value (keys too) is written in
-        it as it is (and no escaped spelling of a secret can occur), so when no plain form of
-        a secret occurs in the text there is nothing to redact. A text of many arrays and
+        it as it is, and without a "%" no percent-encoded spelling can occur either, so when
+        no plain form of a secret occurs in the text there is nothing to redact. A text of
+        many arrays and
         objects is walked all the same: it may nest too deep to walk (``RecursionError``),
         which the caller answers.
         """
@@ -67,6 +71,7 @@ class Redactor:
             self._pattern is not None
             and not self._numbers
             and "\\" not in text
+            and "%" not in text
             and text.count("[") + text.count("{") <= MAX_UNWALKED_CONTAINERS
             and self._pattern.search(text) is None
         ):
@@ -113,27 +118,46 @@ def _compiled(secrets: frozenset[str]) -> _Compiled:
 
 
 def _escaped_pattern(forms: list[str]) -> re.Pattern[str]:
-    """Each form with each of its characters as itself or as any of its JSON escapes.
+    """Each form with each of its characters as itself, as any of its JSON escapes, or
+    percent-encoded.
 
-    The first character is read by one class (the form's first characters and the
-    backslash), then told apart by a look-behind: a pattern that starts with a class is
+    The first character is read by one class (the form's first characters, the backslash
+    and "%"), then told apart by a look-behind: a pattern that starts with a class is
     searched for by that class, three times faster than trying each branch at each position.
     """
-    firsts = {"\\"}
+    firsts = {"\\", "%"}
     branches = []
     for form in forms:
         first, rest = form[0], "".join(map(_spellings, form[1:]))
         firsts.add(first)
         branches.append(f"(?<={re.escape(first)}){rest}")
         branches += [rf"(?<=\\){escape}{rest}" for escape in _escapes(first)]
+        branches.append(f"(?<=%){_percent_encoded(first)[1:]}{rest}")
+        if first == " ":
+            firsts.add("+")
+            branches.append(rf"(?<=\+){rest}")
     starts = "".join(map(re.escape, sorted(firsts)))
     return re.compile(f"[{starts}](?:{'|'.join(branches)})")
 
 
 def _spellings(char: str) -> str:
-    """A regex of ``char`` as itself or as any of its JSON escapes."""
-    return (
-        "(?:" + "|".join([re.escape(char), *(rf"\\{e}" for e in _escapes(char))]) + ")"
+    """A regex of ``char`` as itself, as any of its JSON escapes, or percent-encoded (a space
+    also as ``+``, as a form encodes it)."""
+    spellings = [
+        re.escape(char),
+        *(rf"\\{e}" for e in _escapes(char)),
+        _percent_encoded(char),
+    ]
+    if char == " ":
+        spellings.append(r"\+")
+    return "(?:" + "|".join(spellings) + ")"
+
+
+def _percent_encoded(char: str) -> str:
+    """A regex of ``char``'s UTF-8 bytes as ``%XX`` each, hex in either case."""
+    return "".join(
+        "%" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{byte:02x}")
+        for byte in char.encode("utf-8", "surrogatepass")
     )
 
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lowcode_db.tenancy import schema_name
 from tests.conftest import AUTH
 from tests.fixtures.database import ORDERS
@@ -36,6 +38,16 @@ async def test_status_absent_then_ready(db):
 async def test_status_needs_the_token(db):
     response = await db.client.get(f"/preview/status/{db.project}")
     assert response.status == 401
+
+
+@pytest.mark.parametrize("project", ["a%00b", "a%0Ab", "a%7Fb"])
+async def test_status_of_a_project_id_with_a_control_character_is_400(db, project):
+    response = await db.client.get(f"/preview/status/{project}", headers=AUTH)
+    body = await response.json()
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert "control characters" in body["error"]["message"]
 
 
 def run_cli(database_url, *args):

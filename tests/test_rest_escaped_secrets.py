@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given
@@ -177,3 +178,64 @@ def test_a_secret_spelled_any_way_inside_json_text_is_redacted(
         return  # a match across an escape's edge leaves no valid JSON: nothing to read back
     assert secret not in json.dumps(decoded, ensure_ascii=False).replace(MASK, "\0")
     assert all(secret not in item.replace(MASK, "\0") for item in decoded)
+
+
+# --- percent-encoded, some characters or all, hex in either case ----------------------------
+
+
+def percent_encoded(char: str, upper: bool) -> str:
+    encoded = "".join(f"%{byte:02x}" for byte in char.encode("utf-8"))
+    return encoded.upper() if upper else encoded
+
+
+@st.composite
+def percent_spelled(draw: Any, secret: str) -> str:
+    """``secret`` with each character as is or percent-encoded (a space also as ``+``)."""
+    parts = []
+    for char in secret:
+        ways = [char, percent_encoded(char, False), percent_encoded(char, True)]
+        if char == " ":
+            ways.append("+")
+        parts.append(draw(st.sampled_from(ways)))
+    return "".join(parts)
+
+
+@given(st.data(), secret_texts, st.text(max_size=6), st.text(max_size=6))
+def test_a_secret_percent_encoded_any_way_is_redacted(data, secret, before, after):
+    spelling = data.draw(percent_spelled(secret))
+    redactor = Redactor([secret])
+
+    result = redactor.text(before + spelling + after)
+
+    assert redactor.redacted
+    assert secret not in unquote(result.replace(MASK, "\0"))
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "k3y%2fval%2bue%3f%26%3d",  # every character encoded, lower-case hex
+        "k3y/val%2Bue%3F%26%3D",  # "/" decoded by the upstream's URL parser
+        "k3y/val%2Bue?%26%3D",  # what aiohttp's str(URL) writes of the query
+    ],
+)
+async def test_an_upstream_echoing_a_secret_percent_encoded_its_own_way(
+    make_client, secrets_api, upstream, logs, echo
+):
+    secret = "k3y/val+ue?&="
+    secrets_api.state.secrets["p1"] = {"KEY": secret}
+    client = await make_client(egress_allow=("127.0.0.1",), **secrets_api.settings())
+    body = f"seen: /items?a={echo}".encode().hex()
+
+    response, answer = await execute(
+        client,
+        {
+            "url": upstream.url(f"/raw?ct=text/plain&hex={body}"),
+            "query": {"a": "{{ secrets.KEY }}"},
+        },
+    )
+
+    assert response.status == 200, answer
+    assert answer["data"] == f"seen: /items?a={MASK}"
+    assert answer["meta"]["redacted"] is True
+    assert echo not in logs.text

@@ -186,6 +186,16 @@ async def test_a_body_cut_off_mid_way_is_an_unreachable_upstream(rest_client, up
     assert "hung up before its body was complete" in body["error"]["message"]
 
 
+async def test_a_body_that_does_not_decode_as_its_encoding_says_is_unreachable(
+    rest_client, upstream
+):
+    response, body = await execute(rest_client, {"url": upstream.url("/not-gzip")})
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
+    assert "does not decode as its Content-Encoding says" in body["error"]["message"]
+
+
 async def test_endless_chunked_body_stops_at_the_limit(make_client, upstream):
     client = await make_client(
         egress_allow=("127.0.0.1",), rest_max_response_bytes=1 << 20

@@ -13,12 +13,13 @@ from tests.fixtures.upstream import execute
 
 SECRET = "s3cr3t/V@lue+=&?"
 SHORT = "xy"
+PLAIN = "s3cr3tTOKENvalue-XYZ"  # what a URL's authority may hold
 FORMS = (SECRET, quote(SECRET, safe=""), quote_plus(SECRET), SHORT)
 
 
 @pytest.fixture
 async def client(make_client, tmp_path, secrets_api):
-    secrets_api.state.secrets["p1"] = {"TOKEN": SECRET, "SHORT": SHORT}
+    secrets_api.state.secrets["p1"] = {"TOKEN": SECRET, "SHORT": SHORT, "PLAIN": PLAIN}
     return await make_client(egress_allow=("127.0.0.1",), **secrets_api.settings())
 
 
@@ -134,3 +135,19 @@ async def test_numeric_secret_echoed_as_a_json_number(
     assert response.status == 200
     assert body["data"] == {"pin": MASK, "other": 12}
     assert body["meta"]["redacted"] is True
+
+
+async def test_a_secret_in_the_urls_password_is_redacted_where_its_basic_header_is_echoed(
+    client, upstream, logs
+):
+    url = upstream.url("/echo").replace("http://", "http://user:{{ secrets.PLAIN }}@")
+
+    response, body = await execute(client, {"url": url})
+
+    assert response.status == 200, body
+    seen = upstream.requests[-1]
+    sent = seen.headers["Authorization"]
+    assert sent.startswith("Basic ")  # aiohttp built it from the URL
+    assert body["data"]["headers"]["Authorization"] == f"Basic {MASK}"
+    assert body["meta"]["redacted"] is True
+    assert sent.removeprefix("Basic ") not in json.dumps(body) + logs.text

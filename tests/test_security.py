@@ -161,6 +161,16 @@ async def test_health_and_ready_are_not_limited(make_client):
         assert "x-ratelimit-limit" not in response.headers
 
 
+@pytest.mark.parametrize("path", ["/health", "/ready", "/openapi.json"])
+async def test_a_head_of_an_open_route_needs_no_token(make_client, path):
+    client = await make_client(load_entry_points=False, rate_limit_max=2)
+    for _ in range(2):
+        response = await client.head(path)
+        assert response.status == 200, path
+    # /health and /ready are not limited; /openapi.json is open but limited, as its GET is.
+    assert ("x-ratelimit-limit" in response.headers) == (path == "/openapi.json")
+
+
 async def test_failed_auth_counts_against_client_address_only(make_client):
     client = await make_client(
         extra_plugins=(("echo", EchoPlugin()),),

@@ -23,6 +23,7 @@ PREFIX = "preview_"
 MAX_IDENTIFIER_BYTES = 63
 CUT_BYTES = 54
 _OUTSIDE = re.compile(r"[^a-z0-9]+")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _fold_char(char: str) -> str:
@@ -52,7 +53,15 @@ def short_hash(project_id: str) -> str:
 
 
 def check_project_id(project_id: str) -> str:
-    """The projectId itself, or VALIDATION_FAILED when it is empty or blank."""
+    """The projectId itself, or VALIDATION_FAILED when it is empty, blank or holds a control
+    character (as the execute route refuses it)."""
+    if isinstance(project_id, str) and _CONTROL_CHARACTER.search(project_id):
+        raise ValidationFailed(
+            "projectId must not hold control characters",
+            details=[
+                {"path": "projectId", "message": "must not hold control characters"}
+            ],
+        )
     if not isinstance(project_id, str) or not project_id.strip():
         raise ValidationFailed(
             "projectId must not be empty or blank",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from lowcode_rest.request import build_request
 from lowcode_rest.response import to_result
@@ -38,7 +42,8 @@ async def handle(call: Call) -> Result:
     if definition["timeoutMs"] is not None:
         budget = min(budget, definition["timeoutMs"] / 1000)
 
-    redactor = Redactor(used.values())
+    credentials = basic_credentials(URL(outbound.url), used.values())
+    redactor = Redactor([*used.values(), *credentials])
     try:
         answer = await client_for(call).exchange(
             outbound, budget, definition["followRedirects"]
@@ -49,6 +54,22 @@ async def handle(call: Call) -> Result:
             e.meta = {**(e.meta or {}), "redacted": True}
         raise
     return to_result(answer, definition["responseType"], redactor)
+
+
+def basic_credentials(url: URL, secrets: Iterable[str]) -> list[str]:
+    """What aiohttp sends for a URL's user and password (``Authorization: Basic`` and their
+    base64), when a secret is part of them: an upstream echoing that header echoes the
+    secret, base64-encoded."""
+    user, password = url.user or "", url.password or ""
+    if not any(value and (value in user or value in password) for value in secrets):
+        return []
+    auth = aiohttp.BasicAuth.from_url(url)
+    if auth is None:
+        return []
+    try:
+        return [auth.encode().removeprefix("Basic ")]
+    except UnicodeEncodeError:  # aiohttp cannot send it either; the exchange says so
+        return []
 
 
 def client_for(call: Call) -> OutboundClient:
