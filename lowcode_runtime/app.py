@@ -93,7 +93,7 @@ def setup_routes(app: web.Application, pm: PluginManager) -> None:
 
 def add_catch_all(app: web.Application) -> None:
     """Unknown paths reach a route of ours, so they get auth, CORS and the envelope too."""
-    resource = app.router.add_resource("/{tail:.*}", name="not_found")
+    resource = app.router.add_resource("/{tail:.*}", name=routes.CATCH_ALL)
     handler = routes.make_not_found(app)
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
         resource.add_route(method, handler)

@@ -19,6 +19,7 @@ from lowcode_runtime.config import Settings
 from lowcode_runtime.error_answer import error_answer
 from lowcode_runtime.keys import RATE_LIMITER, SETTINGS
 from lowcode_runtime.logs import debug_enabled, logger
+from lowcode_runtime.routes import methods_of_path
 from lowcode_runtime.types import Deadline
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -101,8 +102,6 @@ def _http_error_answer(request: web.Request, e: web.HTTPException) -> web.Respon
     else:
         # aiohttp's reason (e.g. aiohttp-cors refusing an origin) says more than ours.
         mapped = error_class(e.text if e.status == 403 and e.text else None)
-    if e.status == 405 and isinstance(e, web.HTTPMethodNotAllowed):
-        request[EXTRA_HEADERS]["Allow"] = ",".join(sorted(e.allowed_methods))
     return _error_answer(request, mapped)
 
 
@@ -285,6 +284,9 @@ def make_contract_middleware(
         settings = request.app[SETTINGS]
         try:
             await _admit(request, settings, trusted)
+            if request.method == hdrs.METH_OPTIONS and not is_preflight(request):
+                # aiohttp-cors takes every OPTIONS for a preflight and refuses it with a 403.
+                raise web.HTTPMethodNotAllowed(request.method, ())
             work = guard(request, handler)
 
             timeout_ms = settings.request_timeout_ms
@@ -311,6 +313,18 @@ def make_contract_middleware(
                 )
         except errors.RuntimeBackendError as e:
             response = _error_answer(request, e)
+        except web.HTTPMethodNotAllowed:
+            # The router lists every resource the path matches, the catch-all's too; the
+            # caller is told the methods of the path's own routes, or that it has none.
+            allowed = await methods_of_path(request)
+            if allowed:
+                request[EXTRA_HEADERS]["Allow"] = ",".join(sorted(allowed))
+                response = _error_answer(request, errors.MethodNotAllowed())
+            else:
+                response = _error_answer(
+                    request,
+                    errors.NotFound(f"no route {request.method} {request.path}"),
+                )
         except web.HTTPException as e:
             if e.status < 400:
                 raise

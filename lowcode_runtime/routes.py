@@ -108,19 +108,30 @@ async def metrics_text(request: web.Request) -> web.Response:
     return response
 
 
+CATCH_ALL = "not_found"
+"""The name of the catch-all resource (``app.add_catch_all``)."""
+
+
 def make_not_found(app: web.Application) -> Any:
     """The catch-all handler: 405 where another route has the path, else 404."""
 
     async def not_found(request: web.Request) -> web.Response:
-        allowed: set[str] = set()
-        for resource in app.router.resources():
-            if resource is request.match_info.route.resource:
-                continue
-            match, methods = await resource.resolve(request)
-            allowed |= methods
-        allowed.discard("OPTIONS")
+        allowed = await methods_of_path(request)
         if allowed:
             raise web.HTTPMethodNotAllowed(request.method, allowed)
         raise errors.NotFound(f"no route {request.method} {request.path}")
 
     return not_found
+
+
+async def methods_of_path(request: web.Request) -> set[str]:
+    """The methods the routes of the request's path answer, the catch-all's and CORS
+    preflights' aside: what an ``Allow`` header lists."""
+    catch_all = request.app.router.named_resources().get(CATCH_ALL)
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not catch_all:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    allowed.discard("OPTIONS")
+    return allowed

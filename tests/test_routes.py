@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from openapi_spec_validator import validate
 
 from lowcode_runtime import hookimpl
@@ -90,3 +91,28 @@ async def test_plugins_route_lists_builtins(make_client):
     for entry in body["data"]:
         assert set(entry) == {"type", "operations", "plugin"}
         assert set(entry["plugin"]) == {"name", "version"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("DELETE", "/v1/plugins", 405, "GET,HEAD"),  # a method the catch-all answers
+        ("PROPFIND", "/v1/plugins", 405, "GET,HEAD"),  # one only the router sees
+        ("GET", "/v1/projects/p1/datasources/execute", 405, "POST"),
+        ("PROPFIND", "/no/such/path", 404, None),
+        ("OPTIONS", "/v1/plugins", 405, "GET,HEAD"),  # not a CORS preflight: no Origin
+        ("OPTIONS", "/no/such/path", 404, None),
+    ],
+)
+async def test_a_wrong_method_is_told_the_methods_of_the_path(
+    make_client, method, path, status, allow
+):
+    client = await make_client(load_entry_points=False)
+
+    response = await client.request(method, path, headers=AUTH)
+    body = await response.json()
+
+    assert response.status == status, body
+    assert body["error"]["code"] == "NOT_FOUND"
+    assert response.headers.get("Allow") == allow
+    assert "x-trace-id" in response.headers
