@@ -35,7 +35,6 @@ EXTRA_HEADERS = web.RequestKey("extra_headers", dict)
 _HTTP_ERRORS: dict[int, type[errors.RuntimeBackendError]] = {
     403: errors.Forbidden,
     404: errors.NotFound,
-    405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
 }
 
@@ -90,11 +89,8 @@ def _end_trace(request: web.Request, response: web.StreamResponse) -> None:
         ).debug(f"{request.method} {request.path} {response.status}")
 
 
-# Known gap: HTTP that aiohttp's parser refuses before any route runs (a duplicate
-# Content-Type, a header line without a colon) still gets aiohttp's text/plain 400; its server
-# offers no hook for that answer. Its log line is masked JSON like every other (logs.py).
 def _http_error_answer(request: web.Request, e: web.HTTPException) -> web.Response:
-    """aiohttp's own HTTP error (an unknown method, aiohttp-cors refusing an origin) as ours."""
+    """aiohttp's own HTTP error (aiohttp-cors refusing an origin, say) as ours."""
     error_class = _HTTP_ERRORS.get(e.status)
     if error_class is None:
         mapped: errors.RuntimeBackendError = errors.Internal(e.reason)
@@ -259,6 +255,11 @@ RouteGuard = Callable[[web.Request, Handler], Handler]
 """Given a matched request and its handler, the handler to await (a plugin's route, guarded)."""
 
 
+# Known gap: HTTP that aiohttp's parser refuses before any route runs (a duplicate
+# Content-Type, a header line without a colon) still gets aiohttp's text/plain 400; its server
+# offers no hook for that answer. Its log line is masked JSON like every other (logs.py).
+# Known gap: aiohttp answers ``Expect: 100-continue`` before any middleware runs, so the
+# client is told to send its body before the token and the body size are checked.
 def make_contract_middleware(
     trusted_proxies: tuple[str, ...], guard: RouteGuard
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
