@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from urllib.parse import quote, quote_plus
 
 MASK = "[REDACTED]"
 MAX_REGISTERED = 10_000
@@ -42,6 +43,10 @@ class SecretRegistry:
         self._pattern: re.Pattern[str] | None = None
 
     def register(self, *values: object) -> None:
+        """Add values (and their percent-encoded forms); a known one is only kept longer.
+
+        Called on every read of a project's secrets, so a known value costs a lookup only.
+        """
         added = False
         with self._lock:
             for value in values:
@@ -50,6 +55,8 @@ class SecretRegistry:
                 if value in self._values:
                     self._values.move_to_end(value)
                     continue
+                for form in _encoded_forms(value):
+                    self._values.setdefault(form, None)
                 self._values[value] = None
                 added = True
                 while len(self._values) > self._limit:
@@ -69,6 +76,23 @@ class SecretRegistry:
             self._values.clear()
             self._pattern = None
 
+
+def _encoded_forms(value: str) -> list[str]:
+    """``value`` percent-encoded as a URL's query or path carries it (hex in either case, a
+    space as ``%20`` or ``+``), where that differs from the value: a URL in a traceback or a
+    library's message shows a secret so. Forms with only some characters encoded are left to
+    the rest plugin's redaction of answers, which knows the call's own secrets."""
+    encoded = quote(value, safe="")
+    forms = {
+        encoded,
+        _LOWER_HEX.sub(lambda m: m.group(0).lower(), encoded),
+        quote_plus(value),
+    }
+    forms.discard(value)
+    return sorted(forms)
+
+
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 
 secrets = SecretRegistry()
 

@@ -156,6 +156,19 @@ def test_a_secret_anywhere_in_a_line_is_masked(stream, fields):
     json.loads(stream.getvalue())
 
 
+def test_a_registered_secret_is_masked_percent_encoded_too(stream):
+    secrets.register("k3y/val+ue?&= x")
+    logger.bind(
+        event="demo",
+        upper="https://api.example/?k=k3y%2Fval%2Bue%3F%26%3D%20x",
+        lower="https://api.example/?k=k3y%2fval%2bue%3f%26%3d%20x",
+        form="k=k3y%2Fval%2Bue%3F%26%3D+x",
+    ).info("x")
+    line = json.loads(stream.getvalue())
+    assert line["upper"] == line["lower"] == f"https://api.example/?k={MASK}"
+    assert line["form"] == f"k={MASK}"
+
+
 def test_a_registered_secret_is_masked_in_every_field(stream):
     secrets.register('s3cr"et\\value')
     logger.bind(event="demo", value='it is s3cr"et\\value').info("x")
