@@ -6,7 +6,6 @@ Everything around a plugin's own work happens here once, for every type.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import OrderedDict
 from typing import Any
@@ -21,7 +20,7 @@ from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import debug_enabled, hot_line, logger
 from lowcode_runtime.middleware import DEADLINE
-from lowcode_runtime.requests import read_json_object
+from lowcode_runtime.requests import checked_project_id, read_json_object
 from lowcode_runtime.types import Call, DataSourceType, Result
 
 EXECUTE_PATH = "/v1/projects/{projectId}/datasources/execute"
@@ -48,22 +47,8 @@ class ExecuteRequestSchema(Schema):
 _execute_schema = ExecuteRequestSchema()
 
 
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def project_id_from(request: web.Request) -> str:
-    project_id = request.match_info["projectId"]
-    if _CONTROL_CHARACTER.search(project_id):
-        raise errors.ValidationFailed(
-            "projectId must not hold control characters",
-            [{"path": "projectId", "message": "must not hold control characters"}],
-        )
-    if not project_id.strip():
-        raise errors.ValidationFailed(
-            "projectId must not be empty or blank",
-            [{"path": "projectId", "message": "must not be empty or blank"}],
-        )
-    return project_id
+    return checked_project_id(request.match_info["projectId"])
 
 
 def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:

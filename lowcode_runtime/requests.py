@@ -22,6 +22,25 @@ _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _DIGITS = b"0123456789"
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def checked_project_id(project_id: object) -> str:
+    """The projectId itself, or VALIDATION_FAILED when it is empty, blank or holds a control
+    character: the rule of every route that takes one (the execute route, a plugin's own)."""
+    if isinstance(project_id, str) and _CONTROL_CHARACTER.search(project_id):
+        raise errors.ValidationFailed(
+            "projectId must not hold control characters",
+            [{"path": "projectId", "message": "must not hold control characters"}],
+        )
+    if not isinstance(project_id, str) or not project_id.strip():
+        raise errors.ValidationFailed(
+            "projectId must not be empty or blank",
+            [{"path": "projectId", "message": "must not be empty or blank"}],
+        )
+    return project_id
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 

@@ -113,13 +113,14 @@ CATCH_ALL = "not_found"
 
 
 def make_not_found(app: web.Application) -> Any:
-    """The catch-all handler: 405 where another route has the path, else 404."""
+    """The catch-all handler: no route of the path answers this method.
+
+    Whether that is a 405 (another route has the path) or a 404 is told where every method
+    the router refuses is answered, the contract middleware, from :func:`methods_of_path`.
+    """
 
     async def not_found(request: web.Request) -> web.Response:
-        allowed = await methods_of_path(request)
-        if allowed:
-            raise web.HTTPMethodNotAllowed(request.method, allowed)
-        raise errors.NotFound(f"no route {request.method} {request.path}")
+        raise web.HTTPMethodNotAllowed(request.method, ())
 
     return not_found
 

@@ -203,7 +203,7 @@ def _dry_run_summary(where: str, report: dict[str, Any]) -> str:
 
 def run_status(args: argparse.Namespace) -> int:
     from lowcode_db.status import read_status
-    from lowcode_db.tenancy import check_project_id
+    from lowcode_runtime.requests import checked_project_id
 
     async def work(database: Any) -> int:
         async with database.session() as session:
@@ -216,7 +216,7 @@ def run_status(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     try:
-        check_project_id(args.project_id)
+        checked_project_id(args.project_id)
         return _with_database(args, work)
     except RuntimeBackendError as e:
         return _fail(e, args.json)

@@ -20,7 +20,7 @@ from lowcode_db.queries import BUILDERS, read_rows, table_problems
 from lowcode_db.schema import DefinitionSchema, operation_schemas
 from lowcode_db.seeds import load_seeds
 from lowcode_db.status import PreviewStatusSchema, read_status
-from lowcode_db.tenancy import check_project_id, schema_name
+from lowcode_db.tenancy import schema_name
 from lowcode_runtime import (
     Call,
     DataSourceType,
@@ -39,6 +39,7 @@ from lowcode_runtime.errors import (
     flatten_messages,
 )
 from lowcode_runtime.metrics import MIGRATIONS
+from lowcode_runtime.requests import checked_project_id
 
 # Errors that mean the tables this process believed in are gone or changed under it (a
 # schema, table or column missing; a column of another type than its definition's, which
@@ -158,7 +159,7 @@ async def handle(call: Call) -> Result:
 
 async def status_route(request: web.Request) -> web.Response:
     """``GET /preview/status/{projectId}``."""
-    project_id = check_project_id(request.match_info["projectId"])
+    project_id = checked_project_id(request.match_info["projectId"])
     async with _database(request.app)[0].session() as session:
         data = await read_status(session, project_id)
     return ok_response(request, data)

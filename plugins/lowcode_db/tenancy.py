@@ -17,13 +17,12 @@ from functools import lru_cache
 
 from text_unidecode import unidecode
 
-from lowcode_runtime.errors import ValidationFailed
+from lowcode_runtime.requests import checked_project_id
 
 PREFIX = "preview_"
 MAX_IDENTIFIER_BYTES = 63
 CUT_BYTES = 54
 _OUTSIDE = re.compile(r"[^a-z0-9]+")
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _fold_char(char: str) -> str:
@@ -52,28 +51,10 @@ def short_hash(project_id: str) -> str:
     return hashlib.sha256(project_id.encode("utf-8")).hexdigest()[:8]
 
 
-def check_project_id(project_id: str) -> str:
-    """The projectId itself, or VALIDATION_FAILED when it is empty, blank or holds a control
-    character (as the execute route refuses it)."""
-    if isinstance(project_id, str) and _CONTROL_CHARACTER.search(project_id):
-        raise ValidationFailed(
-            "projectId must not hold control characters",
-            details=[
-                {"path": "projectId", "message": "must not hold control characters"}
-            ],
-        )
-    if not isinstance(project_id, str) or not project_id.strip():
-        raise ValidationFailed(
-            "projectId must not be empty or blank",
-            details=[{"path": "projectId", "message": "must not be empty or blank"}],
-        )
-    return project_id
-
-
 @lru_cache(maxsize=4096)
 def schema_name(project_id: str) -> str:
     """``preview_<slug>``, ``preview_<h8>`` for an empty slug, cut with ``_<h8>`` past 63 bytes."""
-    check_project_id(project_id)
+    checked_project_id(project_id)
     slug = slugify(project_id)
     if not slug:
         return PREFIX + short_hash(project_id)

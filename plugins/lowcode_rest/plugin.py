@@ -61,7 +61,9 @@ def basic_credentials(url: URL, secrets: Iterable[str]) -> list[str]:
     base64), when a secret is part of them: an upstream echoing that header echoes the
     secret, base64-encoded."""
     user, password = url.user or "", url.password or ""
-    if not any(value and (value in user or value in password) for value in secrets):
+    if not (user or password) or not any(
+        value and (value in user or value in password) for value in secrets
+    ):
         return []
     auth = aiohttp.BasicAuth.from_url(url)
     if auth is None:
