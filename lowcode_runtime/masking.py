@@ -6,10 +6,14 @@ so a line logged outside the request that resolved a secret is masked too.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
+
+import ahocorasick
 
 MASK = "[REDACTED]"
 MAX_REGISTERED = 10_000
@@ -34,47 +38,93 @@ _ANY_PATTERN = re.compile(
 
 
 class SecretRegistry:
-    """The secret values known to this process, matched longest first."""
+    """The secret values known to this process, found in a text in one pass however many.
+
+    Every log line is scanned for all of them, and a process that serves many projects knows
+    thousands: one regular expression of them all took milliseconds a line at 10,000 values
+    (Python's ``re`` tries each alternative at each position). Values known longer are kept
+    in an Aho-Corasick automaton, whose scan costs about the same for 10 or 10,000 values;
+    the newest few are looked for one by one until there are enough of them to rebuild it.
+    """
 
     def __init__(self, limit: int = MAX_REGISTERED) -> None:
         self._values: OrderedDict[str, None] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
+        # Swapped whole, never changed in place: a scan in another thread keeps its own.
+        self._settled: ahocorasick.Automaton | None = None
+        self._recent: tuple[str, ...] = ()
 
     def register(self, *values: object) -> None:
         """Add values (and their percent-encoded forms); a known one is only kept longer.
 
         Called on every read of a project's secrets, so a known value costs a lookup only.
         """
-        added = False
         with self._lock:
+            recent = list(self._recent)
             for value in values:
                 if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
                     continue
                 if value in self._values:
                     self._values.move_to_end(value)
                     continue
-                for form in _encoded_forms(value):
-                    self._values.setdefault(form, None)
-                self._values[value] = None
-                added = True
+                for form in (*_encoded_forms(value), value):
+                    if form not in self._values:
+                        recent.append(form)
+                    self._values[form] = None
                 while len(self._values) > self._limit:
+                    # Still in the automaton until its next rebuild: masked a while longer.
                     self._values.popitem(last=False)
-            if added:
-                self._pattern = None
+            if len(recent) > MAX_RECENT:
+                self._settled, recent = _automaton(self._values), []
+            self._recent = tuple(value for value in recent if value in self._values)
 
-    def pattern(self) -> re.Pattern[str] | None:
-        with self._lock:
-            if self._pattern is None and self._values:
-                ordered = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-            return self._pattern
+    def found_in(self, text: str) -> set[str]:
+        """The registered values that occur in ``text`` (overlapping ones included)."""
+        settled, recent = self._settled, self._recent
+        found = {value for value in recent if value in text}
+        if settled is not None:
+            found.update(value for _, value in settled.iter(text))
+        return found
+
+    def masked(self, text: str) -> str:
+        """``text`` with every registered value in it replaced, the longest first."""
+        found = self.found_in(text)
+        return _replacing(frozenset(found)).sub(MASK, text) if found else text
+
+    def occurs_in(self, text: str) -> bool:
+        """Whether any registered value occurs in ``text``; cheaper than :meth:`found_in`."""
+        settled = self._settled
+        if settled is not None and next(settled.iter(text), None) is not None:
+            return True
+        return any(value in text for value in self._recent)
 
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
-            self._pattern = None
+            self._settled, self._recent = None, ()
+
+
+MAX_RECENT = 32
+"""New values looked for one by one before the automaton is rebuilt with them; each rebuild
+costs about 50 ms at 10,000 values, and each value looked for alone about 0.05 µs a line."""
+
+
+def _automaton(values: Iterable[str]) -> ahocorasick.Automaton | None:
+    automaton = ahocorasick.Automaton()
+    for value in values:
+        automaton.add_word(value, value)
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
+
+
+@functools.lru_cache(maxsize=256)
+def _replacing(values: frozenset[str]) -> re.Pattern[str]:
+    """One pattern of the values found in a text, longest first, as masking always matched."""
+    ordered = sorted(values, key=len, reverse=True)
+    return re.compile("|".join(re.escape(value) for value in ordered))
 
 
 def _encoded_forms(value: str) -> list[str]:
@@ -104,8 +154,7 @@ def register_secret(*values: object) -> None:
 
 def mask_registered(text: str) -> str:
     """Replace only the registered secret values (for upstream bodies echoed to a caller)."""
-    pattern = secrets.pattern()
-    return pattern.sub(MASK, text) if pattern else text
+    return secrets.masked(text)
 
 
 def needs_masking(text: str) -> bool:
@@ -120,8 +169,7 @@ def needs_masking(text: str) -> bool:
         _ANY_PATTERN.search(text)
     ):
         return True
-    pattern = secrets.pattern()
-    return pattern is not None and pattern.search(text) is not None
+    return secrets.occurs_in(text)
 
 
 def mask(text: str) -> str:
