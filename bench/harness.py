@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import tempfile
@@ -181,12 +182,14 @@ async def load_all(
     """
     results: dict[tuple[str, str], Measure | None] = {}
     for case in CASES:
-        urls = {}
+        urls, answering = {}, {}
         for target in ("service", *case.baselines):
             if target == "direct":
                 urls[target] = running["upstream"].url + "/items"
+                answering[target] = running["upstream"]
             elif target in running:
                 urls[target] = running[target].url
+                answering[target] = running[target]
             else:
                 results[(case.name, target)] = None
 
@@ -198,10 +201,16 @@ async def load_all(
         for number in range(1, load.rounds + 1):
             print(f"  {case.name}: round {number} of {load.rounds} ...", flush=True)
             for target in turn_order(list(urls), number):
-                url = urls[target]
+                url, pid = urls[target], answering[target].process.pid
+                before = servers.cpu_seconds(pid)
                 measured = await _run(
                     case, target, url, environment, load, load.duration_s, run
                 )
+                after = servers.cpu_seconds(pid)
+                if before is not None and after is not None:
+                    measured = dataclasses.replace(
+                        measured, server_cpu_s=after - before
+                    )
                 rounds[target].append(measured)
         for target, measures in rounds.items():
             results[(case.name, target)] = combined(measures)
@@ -292,6 +301,9 @@ async def run_bench(options: Options) -> int:
         "",
         "## Ratios",
         *report.ratios_table(results),
+        "",
+        "## CPU per request",
+        *report.cpu_table(results),
         "",
         "## Round trips",
         *report.round_trips_table(round_trips),

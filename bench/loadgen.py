@@ -37,10 +37,20 @@ class Measure:
     p99_ms: float
     non2xx: int
     socket_errors: int
+    # The server process's CPU time (user + system) over the run; None where it is unknown.
+    server_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU per answered request: steadier than req/s on a shared machine,
+        where a neighbour's load slows every request but costs the server no CPU."""
+        if self.server_cpu_s is None or self.requests == 0:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
 
     @property
     def clean(self) -> bool:
@@ -50,7 +60,8 @@ class Measure:
 
 def combined(rounds: list[Measure]) -> Measure:
     """The rounds of one server as one measure: every request over the whole time, the
-    median round's latencies, every error."""
+    median round's latencies, every error, all the CPU (when every round knows it)."""
+    cpu = [m.server_cpu_s for m in rounds]
     return Measure(
         requests=sum(m.requests for m in rounds),
         duration_s=sum(m.duration_s for m in rounds),
@@ -59,6 +70,7 @@ def combined(rounds: list[Measure]) -> Measure:
         p99_ms=statistics.median(m.p99_ms for m in rounds),
         non2xx=sum(m.non2xx for m in rounds),
         socket_errors=sum(m.socket_errors for m in rounds),
+        server_cpu_s=None if None in cpu else sum(c for c in cpu if c is not None),
     )
 
 

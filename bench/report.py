@@ -106,6 +106,36 @@ def ratios_table(results: Mapping[tuple[str, str], Measure | None]) -> list[str]
     return lines
 
 
+def _micros(measure: Measure | None) -> str:
+    micros = None if measure is None else measure.cpu_us_per_request
+    return "-" if micros is None else f"{micros:,.1f}"
+
+
+def _cpu_ratio(service: Measure | None, baseline: Measure | None) -> str:
+    """Requests per CPU second, the service's over the baseline's (above 1: it uses less)."""
+    ours = None if service is None else service.cpu_us_per_request
+    theirs = None if baseline is None else baseline.cpu_us_per_request
+    if not ours or theirs is None:
+        return "-"
+    return f"{theirs / ours:.2f}"
+
+
+def cpu_table(results: Mapping[tuple[str, str], Measure | None]) -> list[str]:
+    """Each server's CPU per request (its own process only) and the same ratios by CPU."""
+    lines = [
+        "| case | service µs | floor µs | fastify µs | direct µs "
+        "| service / floor | service / fastify | rest / direct |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in CASES:
+        measures = [results.get((case.name, server)) for server in SERVERS]
+        service = measures[0]
+        cells = [_micros(m) for m in measures]
+        cells += [_cpu_ratio(service, baseline) for baseline in measures[1:]]
+        lines.append(f"| {case.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def round_trips_table(counts: Mapping[str, float]) -> list[str]:
     lines = ["| db operation | round trips per warm call |", "| --- | ---: |"]
     lines += [f"| {name} | {count:g} |" for name, count in counts.items()]

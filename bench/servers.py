@@ -69,6 +69,18 @@ class Server:
             self.process.wait()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far, user and system, all its threads; None without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # After the command's name in parentheses (which may hold spaces): utime, stime are the
+    # 12th and 13th fields (14 and 15 of the whole line, proc(5)).
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerFailed(RuntimeError):
     """A process under test did not come up; the message ends with its last output."""
 

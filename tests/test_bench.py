@@ -12,8 +12,9 @@ import pytest
 from bench.cases import CASES, DB_CASES, service_statements
 from bench.harness import turn_order
 from bench.loadgen import Measure, WrkFailed, combined, parse
-from bench.report import ratios_table, results_table
+from bench.report import cpu_table, ratios_table, results_table
 from bench.roundtrips import CountingProxy
+from bench.servers import cpu_seconds
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:3001
   1 threads and 32 connections
@@ -23,8 +24,10 @@ BENCH_RESULT {"requests": 20000, "duration_us": 10000000, "non2xx": 3, "connect"
 """
 
 
-def measure(rps: float, p50: float = 1.0, p99: float = 2.0) -> Measure:
-    return Measure(int(rps * 10), 10.0, p50, p50, p99, 0, 0)
+def measure(
+    rps: float, p50: float = 1.0, p99: float = 2.0, cpu_s: float | None = None
+) -> Measure:
+    return Measure(int(rps * 10), 10.0, p50, p50, p99, 0, 0, cpu_s)
 
 
 def test_parse_reads_the_result_line_of_done():
@@ -48,6 +51,42 @@ def test_rounds_combine_into_every_request_over_the_whole_time():
     assert result.rps == 2000
     assert (result.p50_ms, result.p90_ms, result.p99_ms) == (2.0, 3.0, 7.0)  # medians
     assert (result.non2xx, result.socket_errors) == (1, 2)
+
+
+def test_rounds_combine_their_cpu_only_when_every_round_knows_it():
+    known = [measure(100, cpu_s=0.25), measure(300, cpu_s=0.75)]
+
+    assert combined(known).cpu_us_per_request == 250.0  # 1 s over 4,000 requests
+    assert combined([*known, measure(100)]).cpu_us_per_request is None
+
+
+def test_cpu_ratios_are_requests_per_cpu_second_of_the_service_over_each_baseline():
+    results = {
+        ("get", "service"): measure(900, cpu_s=1.8),  # 200 µs a request
+        ("get", "floor"): measure(1000, cpu_s=1.8),  # 180
+        ("get", "fastify"): measure(2000, cpu_s=1.0),  # 50
+        ("rest", "service"): measure(500),  # CPU unknown
+        ("rest", "direct"): measure(1000, cpu_s=0.3),
+    }
+
+    rows = {line.split("|")[1].strip(): line for line in cpu_table(results)[2:]}
+
+    cells = [cell.strip() for cell in rows["get"].split("|")[2:-1]]
+    assert cells == ["200.0", "180.0", "50.0", "-", "0.90", "0.25", "-"]
+    rest = [cell.strip() for cell in rows["rest"].split("|")[2:-1]]
+    assert rest == ["-", "-", "-", "30.0", "-", "-", "-"]
+
+
+def test_a_process_cpu_time_is_read_and_grows_with_work():
+    before = cpu_seconds(os.getpid())
+    if before is None:
+        pytest.skip("no /proc on this system")
+    sum(i * i for i in range(2_000_000))
+
+    after = cpu_seconds(os.getpid())
+
+    assert after is not None and after > before
+    assert cpu_seconds(2**22 + 1) is None  # past any pid Linux hands out
 
 
 def test_no_server_always_runs_right_after_the_same_one():
