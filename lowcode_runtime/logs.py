@@ -114,9 +114,25 @@ def _line_text(
                 exception.type, exception.value, exception.traceback
             )
         )
-    if masked and not _plainly_clean(line):
-        line = _masked(line)
-    return _dumps(line)
+    return _encoded(line, masked)
+
+
+def _encoded(line: dict[str, Any], masked: bool) -> str:
+    """The line as JSON text, masked where it needs to be.
+
+    Most lines hold nothing to mask. Their JSON text holds every text of the line as it is,
+    keys included, unless the encoder escaped a character: such a text is scanned once. In
+    one with an escape a secret may be spelled otherwise, so its texts are judged instead.
+    """
+    text = _dumps(line)
+    if not masked:
+        return text
+    if "\\" not in text:
+        if not needs_masking(text):
+            return text
+    elif _plainly_clean(line):
+        return text
+    return _dumps(_masked(line))
 
 
 def _dumps(line: dict[str, Any]) -> str:
@@ -279,7 +295,8 @@ def hot_line(level: str, message: str, fields: dict[str, Any]) -> None:
     With the JSON sink of :func:`setup_logging` as loguru's only one, the line is written
     straight to it: the same text, masked alike, without loguru's record (frame, thread,
     process, its formatting), which cost about twice the line itself. Otherwise (another
-    format, a sink added since) loguru writes it as it writes every other line.
+    format, a sink added since) loguru writes it as it writes every other line. ``fields``
+    are the line's own (``event`` and the call's), never ``time``, ``level`` or ``message``.
     """
     sink = _direct_sink
     # Private to loguru (pinned at 0.7.x): it offers no public way to list its sinks.
@@ -290,12 +307,18 @@ def hot_line(level: str, message: str, fields: dict[str, Any]) -> None:
     if level not in _direct_levels:
         return
 
+    line = {
+        "time": utc_time.from_ns(time.time_ns()),
+        "level": level,
+        "message": message,
+        "event": fields.pop("event", "log"),
+    }
     trace_id = current_trace_id()
     if trace_id is not None:
-        fields.setdefault("traceId", trace_id)
-        fields.setdefault("requestId", current_request_id())
-    now = utc_time.from_ns(time.time_ns())
-    sink.write_line(_line_text(now, level, message, fields, None, masked=True))
+        line["traceId"] = trace_id
+        line["requestId"] = current_request_id()
+    line.update(fields)
+    sink.write_line(_encoded(line, masked=True))
 
 
 def _pretty_format(record: Any) -> str:

@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 
 from lowcode_runtime import context
 from lowcode_runtime.logs import (
+    _dumps,
+    _encoded,
+    _masked,
     _nested_clean,
     _plainly_clean,
     hot_line,
@@ -24,6 +27,7 @@ from lowcode_runtime.logs import (
     setup_logging,
     utc_time,
 )
+from lowcode_runtime.masking import register_secret
 
 
 def test_json_lines_have_the_contract_fields():
@@ -120,6 +124,49 @@ def test_a_flat_line_is_judged_as_the_general_walk_judges_it(line, extra_text):
     line = {**line, "message": f"call {extra_text}"}
 
     assert _plainly_clean(line) == _nested_clean(line)
+
+
+_SECRET = "line-secret-7f3a"
+_ESCAPED_SECRETS = ('quoted"secret', "back\\slash", "tab\tsecret")
+_texts_with_secrets = st.one_of(
+    st.text(),
+    st.builds(
+        "".join,
+        st.lists(
+            st.sampled_from(
+                [
+                    _SECRET,
+                    *_ESCAPED_SECRETS,
+                    "Bearer abcdefghij",
+                    "postgresql://u:pw@h/db",
+                    "password=x",
+                    "\\",
+                    '"',
+                    "\n",
+                    "\u00e9",
+                    "\ud800",
+                    " ",
+                    "x",
+                ]
+            ),
+            max_size=6,
+        ),
+    ),
+)
+
+
+@given(
+    st.dictionaries(
+        _texts_with_secrets,
+        st.one_of(_texts_with_secrets, st.integers(), st.floats(), st.none()),
+        max_size=6,
+    )
+)
+def test_a_line_scanned_as_json_text_is_masked_as_its_texts_one_by_one(line):
+    register_secret(_SECRET, *_ESCAPED_SECRETS)
+    by_texts = _dumps(line) if _plainly_clean(line) else _dumps(_masked(line))
+
+    assert _encoded(line, masked=True) == by_texts
 
 
 @given(st.datetimes(timezones=st.timezones(), min_value=datetime(1971, 1, 2)))
