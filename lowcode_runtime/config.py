@@ -45,8 +45,21 @@ class LowerString(mf.String):
 
 
 class EnvBoolean(mf.Boolean):
-    truthy = {"true", "1", "yes", "on"}
-    falsy = {"false", "0", "no", "off", ""}
+    """``true``/``false`` in any letter case, or ``1``/``0``: what the docs promise, no more
+    (``yes`` or ``t`` is refused, not guessed)."""
+
+    truthy = {"true", "1"}
+    falsy = {"false", "0"}
+    default_error_messages = {
+        "invalid": "expected true or false (any letter case), or 1 or 0"
+    }
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> bool:
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 _HOSTNAME = re.compile(
@@ -203,12 +216,16 @@ class SettingsSchema(Schema):
     allow_destructive_migrations = EnvBoolean(
         data_key="PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS",
         load_default=False,
-        metadata={"doc": "allow destructive db migrations (true/false)"},
+        metadata={
+            "doc": "allow destructive db migrations (true/false, any case, or 1/0)"
+        },
     )
     apply_seeds = EnvBoolean(
         data_key="PREVIEW_APPLY_SEEDS",
         load_default=False,
-        metadata={"doc": "apply seeds of db dataSources (true/false)"},
+        metadata={
+            "doc": "apply seeds of db dataSources (true/false, any case, or 1/0)"
+        },
     )
     api_base_url = mf.Url(
         data_key="API_BASE_URL",

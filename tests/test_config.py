@@ -193,3 +193,25 @@ def test_secrets_file_must_be_a_readable_json_object(tmp_path, content):
 def test_cors_origins_may_not_be_empty():
     with pytest.raises(ConfigError, match="RUNTIME_BACKEND_CORS_ORIGINS"):
         load_settings({"RUNTIME_BACKEND_CORS_ORIGINS": " , "})
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [("true", True), ("True", True), ("TRUE", True), (" 1 ", True)]
+    + [("false", False), ("False", False), ("FALSE", False), ("0", False)],
+)
+def test_booleans_take_true_or_false_in_any_case_or_1_or_0(value, expected):
+    settings = load_settings(
+        {"PREVIEW_APPLY_SEEDS": value, "PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS": value}
+    )
+    assert settings.apply_seeds is expected
+    assert settings.allow_destructive_migrations is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "no", "off", "t", "f", "2", "truthy"])
+def test_a_boolean_outside_the_documented_set_names_what_is_accepted(value):
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"PREVIEW_APPLY_SEEDS": value})
+    message = str(raised.value)
+    assert message.startswith(f"PREVIEW_APPLY_SEEDS={value!r} is invalid")
+    assert "true" in message and "false" in message and "1" in message
