@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -76,6 +77,23 @@ def _hosts_or_networks(items: list[str]) -> None:
             raise ValidationError(f"{item!r} is not a host name, IP address or CIDR")
 
 
+def _bind_address(host: str) -> None:
+    """An IP address, or a name that resolves now: a bad one fails here, named, not at bind."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError as e:
+        raise ValidationError(
+            f"expected an IP address or a host name that resolves ({e.strerror or e})"
+        ) from e
+    except ValueError as e:  # too long a label, a NUL: what no resolver is even asked
+        raise ValidationError("expected an IP address or a host name") from e
+
+
 def _secrets_file(path: str) -> None:
     """The file must exist and hold a JSON object now; it is read again on each cache miss."""
     try:
@@ -107,7 +125,10 @@ class SettingsSchema(Schema):
         metadata={"doc": "HTTP port"},
     )
     host = mf.String(
-        data_key="HOST", load_default="0.0.0.0", metadata={"doc": "bind address"}
+        data_key="HOST",
+        load_default="0.0.0.0",
+        validate=_bind_address,
+        metadata={"doc": "bind address: an IP address, or a host name that resolves"},
     )
     log_level = LowerString(
         data_key="LOG_LEVEL",
@@ -326,6 +347,11 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     raw = {k: v for k, v in environ.items() if k in known and v != ""}
     # A flag replaces its variable before validation, so it also stands in for a bad one.
     names = {attr: f.data_key or attr for attr, f in schema.fields.items()}
+    flags = {
+        names[k]: "--" + k.replace("_", "-")
+        for k, v in overrides.items()
+        if v is not None
+    }
     raw.update({names[k]: str(v) for k, v in overrides.items() if v is not None})
 
     try:
@@ -335,7 +361,10 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         problem = problems[0] if isinstance(problems, list) else problems
         # A secret's value is never echoed, not even a malformed one.
         shown = "" if name in SECRET_VARIABLES else f"={raw.get(name, '')!r}"
-        raise ConfigError(f"{name}{shown} is invalid: {problem}") from None
+        # A value given by a flag is named by the flag, where the operator will look for it.
+        raise ConfigError(
+            f"{flags.get(name, name)}{shown} is invalid: {problem}"
+        ) from None
 
     for key in ("cors_origins", "trusted_proxies", "egress_allow"):
         loaded[key] = tuple(loaded[key])

@@ -120,6 +120,21 @@ def test_a_flag_overrides_its_variable():
     assert run_cli("serve", "--port", "99999", PORT="3001").returncode == 2
 
 
+@pytest.mark.parametrize(
+    "args,env,named",
+    [
+        (("--port", "99999"), {"PORT": "3001"}, "--port='99999' is invalid"),
+        (("--host", "999.1.1.1"), {}, "--host='999.1.1.1' is invalid"),
+        ((), {"HOST": "999.1.1.1"}, "HOST='999.1.1.1' is invalid"),
+    ],
+)
+def test_a_bad_value_from_a_flag_names_the_flag(args, env, named):
+    result = run_cli("serve", *args, **env)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2
+    assert len(lines) == 1 and named in lines[0], result.stderr
+
+
 def test_help_explains_the_commands():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -174,7 +189,7 @@ def test_a_failing_command_prints_one_masked_line():
 
 def test_a_flag_stands_in_for_a_malformed_variable():
     assert load_settings({"PORT": "abc"}, port=3005).port == 3005
-    with pytest.raises(ConfigError, match="PORT"):
+    with pytest.raises(ConfigError, match="--port="):
         load_settings({"PORT": "3001"}, port=70000)
 
 
@@ -215,3 +230,16 @@ def test_a_boolean_outside_the_documented_set_names_what_is_accepted(value):
     message = str(raised.value)
     assert message.startswith(f"PREVIEW_APPLY_SEEDS={value!r} is invalid")
     assert "true" in message and "false" in message and "1" in message
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost"])
+def test_host_takes_an_ip_address_or_a_name_that_resolves(host):
+    assert load_settings({"HOST": host}).host == host
+
+
+@pytest.mark.parametrize(
+    "host", ["999.1.1.1", "no-such-host.invalid", "a b", "x" * 300]
+)
+def test_a_host_that_is_no_address_is_refused_naming_it(host):
+    with pytest.raises(ConfigError, match="HOST=.* is invalid: expected an IP address"):
+        load_settings({"HOST": host})
