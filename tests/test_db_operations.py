@@ -624,3 +624,80 @@ async def test_an_id_of_another_type_names_the_allowed_ones(db):
     [detail] = body["error"]["details"]
     assert detail["path"] == "dataSource.fields.0.type"
     assert all(kind in detail["message"] for kind in ("integer", "uuid", "string"))
+
+
+async def test_the_smallest_64_bit_integer_is_bound_everywhere(db, database_url):
+    """-2^63 interpolated before ``::bigint`` read as ``-(2^63::bigint)``, which overflows."""
+    import psycopg2
+
+    from lowcode_db.tenancy import schema_name
+
+    smallest = -(2**63)
+    for given in (smallest, str(smallest)):
+        row = (await db.ok("create", {"values": {"count": given}}, data_source=TYPED))[
+            "data"
+        ]
+        assert row["count"] == str(smallest)
+        for op in ("eq", "gte", "lte", "in"):
+            operand = [given] if op == "in" else given
+            found = await db.ok(
+                "list", {"filter": {"count": {op: operand}}}, data_source=TYPED
+            )
+            assert row["id"] in [r["id"] for r in found["data"]], op
+        found = await db.ok(
+            "list", {"filter": {"count": {"lt": given}}}, data_source=TYPED
+        )
+        assert found["data"] == []
+        await db.ok(
+            "update", {"id": row["id"], "values": {"count": given}}, data_source=TYPED
+        )
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(  # a row whose id is the smallest one, to get and delete by it
+            f'INSERT INTO "{schema_name(db.project)}".things (id, count) '
+            "OVERRIDING SYSTEM VALUE VALUES (%s, 1)",
+            (str(smallest),),
+        )
+    connection.close()
+    got = await db.ok("get", {"id": str(smallest)}, data_source=TYPED)
+    assert got["data"]["id"] == str(smallest)
+    deleted = await db.ok("delete", {"id": smallest}, data_source=TYPED)
+    assert deleted["data"] == {"id": str(smallest), "deleted": True}
+
+
+async def test_the_smallest_64_bit_integer_is_a_default(db):
+    low = {**PAIR, "fields": [{"name": "n", "type": "integer", "default": -(2**63)}]}
+    row = (await db.ok("create", {"values": {}}, data_source=low))["data"]
+    assert row["n"] == str(-(2**63))
+
+
+async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
+    db, database_url
+):
+    """A column narrowed behind the service: the one value written is the one refused."""
+    import psycopg2
+
+    from lowcode_db.tenancy import schema_name
+
+    await db.ok("list", data_source=PAIR)
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            f'ALTER TABLE "{schema_name(db.project)}".pairs ALTER n TYPE integer'
+        )
+    connection.close()
+
+    status, body = await db.call("create", {"values": {"n": 2**40}}, data_source=PAIR)
+    assert status == 400, body
+    assert body["error"]["details"] == [
+        {"path": "params.values.n",
+         "message": "PostgreSQL rejected this value of pairs as out of range"}
+    ]  # fmt: skip
+    status, body = await db.call(
+        "create", {"values": {"n": 2**40, "a": "x"}}, data_source=PAIR
+    )
+    assert status == 400, body
+    assert "details" not in body["error"] or not body["error"]["details"]
+    assert (
+        body["error"]["message"]
+        == "PostgreSQL rejected a value of pairs as out of range"
+    )

@@ -71,7 +71,10 @@ def default_sql(column: Column) -> sql.Composable:
     value: Any = column.default
     if column.type == "json":
         value = json.dumps(value)
-    return sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(PG_TYPES[column.type]))
+    # CAST, not ``::``, which would bind tighter than the sign of -9223372036854775808.
+    return sql.SQL("CAST({} AS {})").format(
+        sql.Literal(value), sql.SQL(PG_TYPES[column.type])
+    )
 
 
 def column_sql(column: Column) -> sql.Composed:

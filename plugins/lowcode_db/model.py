@@ -30,13 +30,17 @@ PG_TYPES = {
     "json": "jsonb",
     "uuid": "uuid",
 }
-# The cast written after each bound value, so PostgreSQL never guesses a parameter's type.
+# The cast around each bound value, so PostgreSQL never guesses a parameter's type.
 CASTS = {**PG_TYPES, "string": "varchar", "datetime": "timestamptz"}
 
 
 def placeholder(field_type: str, array: bool = False) -> sql.Composed:
-    """``%s::<cast>`` (``[]`` for a list) for one bound value of ``field_type``."""
-    return sql.SQL("%s::{}{}").format(
+    """``CAST(%s AS <cast>)`` (``[]`` for a list) for one bound value of ``field_type``.
+
+    Not ``%s::<cast>``: psycopg2 writes the value into the text, and ``-9223372036854775808::
+    bigint`` parses as ``-(9223372036854775808::bigint)``, which overflows; CAST binds the sign.
+    """
+    return sql.SQL("CAST(%s AS {}{})").format(
         sql.SQL(CASTS[field_type]), sql.SQL("[]" if array else "")
     )
 

@@ -84,7 +84,9 @@ def _database(app: web.Application) -> tuple[Database, Migrator]:
     return state.database, state.migrator
 
 
-def _map_error(error: psycopg2.Error, table: Table) -> Exception:
+def _map_error(
+    error: psycopg2.Error, table: Table, params: dict[str, Any]
+) -> Exception:
     """A contract error for what PostgreSQL rejected; the message names fields, never values."""
     if error.pgcode == "23505":
         constraint = error.diag.constraint_name or ""
@@ -114,10 +116,26 @@ def _map_error(error: psycopg2.Error, table: Table) -> Exception:
             ],
         )
     if error.pgcode and error.pgcode.startswith("22"):
+        return _out_of_range(table, params)
+    return error
+
+
+def _out_of_range(table: Table, params: dict[str, Any]) -> ValidationFailed:
+    """The value PostgreSQL found out of range, named when the call wrote only one.
+
+    PostgreSQL's error names no column (its column may have been changed behind the service),
+    and reading compares values without storing them: only a single written value is sure.
+    """
+    values = params.get("values")
+    written = [n for n, v in values.items() if v is not None] if values else []
+    if len(written) != 1:
         return ValidationFailed(
             f"PostgreSQL rejected a value of {table.name} as out of range"
         )
-    return error
+    message = f"PostgreSQL rejected this value of {table.name} as out of range"
+    return ValidationFailed.from_details(
+        [{"path": f"params.values.{written[0]}", "message": message}]
+    )
 
 
 async def handle(call: Call) -> Result:
@@ -148,7 +166,7 @@ async def handle(call: Call) -> Result:
                 if attempt == 1 and e.pgcode in STALE_CODES:
                     migrator.forget(target)
                     continue
-                raise _map_error(e, table) from e
+                raise _map_error(e, table, call.params) from e
         break
 
     data, meta = read_rows(query, table, rows)
