@@ -32,6 +32,8 @@ from lowcode_runtime.egress import (
 )
 from lowcode_runtime.http_client import make_session
 from lowcode_runtime.logs import logger
+from lowcode_runtime.masking import needs_masking
+from lowcode_runtime.redact import Redactor
 from lowcode_runtime.upstream import UpstreamAnswer
 from lowcode_runtime.urls import url_problem
 
@@ -104,12 +106,15 @@ class OutboundClient:
         budget: float,
         follow_redirects: bool,
         budget_hint: str = "timeoutMs or the request deadline",
+        redactor: Redactor | None = None,
     ) -> UpstreamAnswer:
         """Send ``outbound`` and read the answer, all within ``budget`` seconds.
 
         Any status comes back as an answer; failures raise the contract's errors
         (``EGRESS_BLOCKED``, ``UPSTREAM_UNREACHABLE``, ``UPSTREAM_RESPONSE_TOO_LARGE``,
-        ``TIMEOUT``). ``budget_hint`` says in the timeout message where the budget came from.
+        ``TIMEOUT``). ``budget_hint`` says in the timeout message where the budget came from;
+        ``redactor`` knows the call's secrets, which a refusal must not spell (see
+        :func:`_blocked`).
         """
         started = time.monotonic()
         hop = _Hop(
@@ -120,11 +125,13 @@ class OutboundClient:
             # and an exchange resumes several times.
             async with asyncio.timeout(budget):
                 for count in range(MAX_REDIRECTS + 1):
-                    hop.url = self._checked(hop.url)
+                    # The checked address is sent; errors name the host as written, which
+                    # is what the redaction of a secret in it finds.
+                    url = self._checked(hop.url, redactor)
                     try:
                         async with self.session.request(
                             hop.method,
-                            hop.url,
+                            url,
                             headers=hop.headers,
                             data=hop.body,
                             allow_redirects=False,
@@ -137,7 +144,9 @@ class OutboundClient:
                             ):
                                 return await self._answer(response, started)
                     except (aiohttp.ClientError, OSError) as e:
-                        raise self._failed(e, hop.url.raw_host or "") from None
+                        raise self._failed(
+                            e, hop.url.raw_host or "", redactor
+                        ) from None
                     if count == MAX_REDIRECTS:
                         raise errors.UpstreamUnreachable(
                             f"the upstream redirected more than {MAX_REDIRECTS} times"
@@ -150,24 +159,26 @@ class OutboundClient:
             ) from None
         raise AssertionError("unreachable: the loop returns or raises")
 
-    def _checked(self, url: URL) -> URL:
+    def _checked(self, url: URL, redactor: Redactor | None) -> URL:
         """The URL with its host as a canonical address when it spells one; blocked -> 403."""
         host = url.raw_host or ""
         try:
             address = self.policy.check_literal(host)
         except EgressDenied as e:
-            raise _blocked(e, self.type_name) from None
+            raise _blocked(e, self.type_name, redactor) from None
         if address is not None and not self.policy.host_allowed(host):
             canonical = _canonical(address)
             if canonical != host:
                 return url.with_host(canonical)
         return url
 
-    def _failed(self, error: BaseException, host: str) -> errors.RuntimeBackendError:
+    def _failed(
+        self, error: BaseException, host: str, redactor: Redactor | None
+    ) -> errors.RuntimeBackendError:
         """What an exchange that failed in aiohttp answers: blocked, or unreachable and why."""
         denied = egress_cause(error)
         if denied is not None:
-            return _blocked(denied, self.type_name)
+            return _blocked(denied, self.type_name, redactor)
         if isinstance(
             error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch
         ):
@@ -289,16 +300,25 @@ def _too_large(limit: int) -> errors.UpstreamResponseTooLarge:
     )
 
 
-def _blocked(error: EgressDenied, type_name: str) -> errors.EgressBlocked:
+def _blocked(
+    error: EgressDenied, type_name: str, redactor: Redactor | None
+) -> errors.EgressBlocked:
+    """``EGRESS_BLOCKED``, logged. A host holding a secret (the call's, or one the log masking
+    knows) is named redacted and without its address: ``424242`` is ``0.6.121.50``, the
+    secret again."""
+    host = redactor.text(error.host) if redactor is not None else error.host
+    secret_host = host != error.host or needs_masking(error.host)
+    address = {} if secret_host else {"address": error.address}
     logger.bind(
         event=events.EGRESS_BLOCKED.format(type=type_name),
-        host=error.host,
-        address=error.address,
+        host=host,
         category=error.category,
+        **address,
     ).warning(f"{type_name} call to a blocked address refused")
+    named = "" if secret_host else f" ({error.address})"
     return errors.EgressBlocked(
-        f"host {error.host!r} is blocked by the egress policy: it is {describe(error.category)} "
-        f"({error.address}); list it in RUNTIME_BACKEND_EGRESS_ALLOW to allow it"
+        f"host {host!r} is blocked by the egress policy: it is {describe(error.category)}"
+        f"{named}; list it in RUNTIME_BACKEND_EGRESS_ALLOW to allow it"
     )
 
 

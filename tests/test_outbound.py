@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from aiohttp import web
 from yarl import URL
 
-from lowcode_runtime import Outbound, OutboundClient
+from lowcode_runtime import Outbound, OutboundClient, errors, register_secret
 
 
 async def test_a_url_given_as_a_string_is_sent_like_a_yarl_url(
@@ -31,3 +32,21 @@ async def test_a_url_given_as_a_string_is_sent_like_a_yarl_url(
     assert got.body == b'{"q": "a b"}'
     assert (got.content_type, got.charset) == ("application/json", "utf-8")
     assert got.duration_ms > 0
+
+
+async def test_a_blocked_host_holding_a_registered_secret_is_not_spelt_as_an_address(
+    make_settings, logs
+):
+    """A plugin that passes no redactor: the log masking's registry knows the secret, so the
+    address it spells (``424242`` is ``0.6.121.50``) is left out of the answer and the log."""
+    register_secret("424242")
+    client = OutboundClient(make_settings())
+    try:
+        with pytest.raises(errors.EgressBlocked) as refused:
+            await client.exchange(Outbound("GET", "http://424242/", {}, None), 5, False)
+    finally:
+        await client.close()
+
+    assert "not globally routable" in refused.value.message
+    assert "0.6.121.50" not in refused.value.message
+    assert "0.6.121.50" not in logs.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import time
 
@@ -16,6 +17,7 @@ from lowcode_runtime.egress import (
     EgressResolver,
     parse_ip_literal,
 )
+from lowcode_runtime.masking import MASK
 from lowcode_runtime.outbound import OutboundClient, egress_cause
 from tests.fixtures.upstream import Recorder, Upstream, build_upstream, execute
 
@@ -89,6 +91,11 @@ async def test_blocked_hosts_are_refused_before_connecting(
     [
         ("0.0.0.0", "it is an unspecified address (0.0.0.0)"),
         ("127.0.0.1", "it is a loopback address (127.0.0.1)"),
+        (
+            "0x7f000001",
+            "host '0x7f000001' is blocked by the egress policy: it is a loopback "
+            "address (127.0.0.1)",
+        ),
         ("255.255.255.255", "it is a broadcast address (255.255.255.255)"),
         ("240.0.0.1", "it is a reserved address (240.0.0.1)"),
         ("198.18.0.1", "it is a benchmarking address (198.18.0.1)"),
@@ -318,3 +325,53 @@ async def test_the_session_itself_refuses_without_the_plugins_pre_check(
 
     assert isinstance(egress_cause(raised.value), EgressDenied)
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("secret", "address"), [("424242", "0.6.121.50"), ("999", "0.0.3.231")]
+)
+async def test_a_blocked_host_holding_a_secret_does_not_name_its_address(
+    make_client, logs, tmp_path, secret, address
+):
+    """The address a secret spells is the secret again (``424242`` is ``0.6.121.50``); the
+    registry knows the long secret, only the call's redactor the short one."""
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"p1": {"NUM": secret}}))
+    client = await make_client(secrets_file=str(secrets_file))
+    response, body = await execute(client, {"url": "http://{{ secrets.NUM }}/"})
+
+    assert response.status == 403, body
+    assert body["error"]["code"] == "EGRESS_BLOCKED"
+    assert "not globally routable" in body["error"]["message"]
+    assert body["meta"]["redacted"] is True
+    assert address not in json.dumps(body)
+    assert address not in logs.text
+    [blocked] = logs.events(events.REST_EGRESS_BLOCKED)
+    assert blocked["host"] == MASK and "address" not in blocked
+    [failed] = logs.events(events.CALL_ERROR)
+    assert secret not in failed["message"]
+
+
+async def test_an_unreachable_host_holding_a_secret_is_named_as_written(
+    make_client, logs, tmp_path
+):
+    """The host is rewritten to its address before it is sent; a failure names it as written,
+    so that the redaction finds the secret and no address derived from it is left."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"p1": {"HOST": "2130706433"}}))
+    client = await make_client(
+        egress_allow=("127.0.0.1",), secrets_file=str(secrets_file)
+    )
+    response, body = await execute(
+        client, {"url": f"http://{{{{ secrets.HOST }}}}:{port}/"}
+    )
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
+    assert f"host '{MASK}'" in body["error"]["message"]
+    assert "127.0.0.1" not in json.dumps(body)
+    assert "127.0.0.1" not in json.dumps(logs.events(events.CALL_ERROR))

@@ -46,7 +46,7 @@ async def handle(call: Call) -> Result:
     redactor = Redactor([*used.values(), *credentials])
     try:
         answer = await client_for(call).exchange(
-            outbound, budget, definition["followRedirects"]
+            outbound, budget, definition["followRedirects"], redactor=redactor
         )
     except errors.RuntimeBackendError as e:
         e.message = redactor.text(e.message)  # a host name in the text may be a secret
