@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from typing import Any
@@ -45,11 +46,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    """A number such as ``1e400`` is valid JSON, but a float holds it only as infinity."""
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 40 else f"{text[:30]}…{text[-8:]}"
+        raise errors.InvalidJson(
+            f"the number {shown} is beyond what this service reads as a JSON number "
+            "(a 64-bit float); send it as a string"
+        )
+    return value
+
+
 def parse_strict_json(raw: bytes) -> Any:
     """Parse ``raw`` as RFC 8259 JSON; refuse what only a lenient parser would take.
 
     ``NaN``/``Infinity``, bad UTF-8, a byte-order mark, lone surrogate escapes (``"\\ud800"``,
-    which no database or upstream can store) and nesting past :data:`MAX_DEPTH` are refused.
+    which no database or upstream can store), nesting past :data:`MAX_DEPTH` and numbers no
+    float holds (``1e400``: named, not read as infinity) are refused.
     """
     if raw.startswith(b"\xef\xbb\xbf"):
         raise errors.InvalidJson(
@@ -81,7 +95,9 @@ def _parse_with_stdlib(raw: bytes) -> Any:
             f"request body is not UTF-8: invalid byte at position {e.start}"
         ) from e
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except json.JSONDecodeError as e:
         raise errors.InvalidJson(
             f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"

@@ -272,6 +272,31 @@ async def test_an_integer_of_too_many_digits_is_named_so(make_client):
     assert "sys." not in body["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "raw,number",
+    [
+        (b'{"params": {"values": {"d": 1e400}}}', "1e400"),
+        (b'{"a": 1e999}', "1e999"),
+        (b'{"a": [-12345678901234567890.5e400]}', "-12345678901234567890.5e400"),
+    ],
+)
+async def test_a_number_past_a_float_is_refused_naming_it(make_client, raw, number):
+    """Valid JSON, but no float holds it: the caller is told to send it as a string, not
+    that it sent Infinity."""
+    client = await make_client(
+        extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
+    )
+    response = await client.post(
+        EXECUTE, data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"]["code"] == "INVALID_JSON"
+    assert f"the number {number} is beyond" in body["error"]["message"]
+    assert "send it as a string" in body["error"]["message"]
+    assert "Infinity" not in body["error"]["message"]
+
+
 async def test_a_body_that_does_not_decompress_is_invalid_json(make_client):
     client = await make_client(
         extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
