@@ -248,8 +248,9 @@ def _child(value: Any, part: str) -> Any:
     return _ABSENT
 
 
-# Control characters, horizontal tab included: the contract allows none in a header value.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Unicode's control characters (category Cc: C0 with tab, DEL, C1): the contract allows none
+# in a header value, and aiohttp would send a C1 one (NEL U+0085, CSI U+009B) as raw bytes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def missing_param(path: str, error: MissingParam) -> errors.ValidationFailed:
@@ -302,7 +303,10 @@ def render_headers(
             continue
         value = ", ".join(values)
         if _CONTROL.search(value):
-            message = "a header value may not hold CR, LF or another control character"
+            message = (
+                f"header {name!r} may not hold CR, LF or another control character "
+                "(U+0000-U+001F, U+007F-U+009F)"
+            )
             where = f"{path}.{name}"
             raise errors.ValidationFailed(
                 message, [{"path": where, "message": message}]

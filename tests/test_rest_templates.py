@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -10,8 +11,14 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
 from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
-from lowcode_runtime import events
-from lowcode_runtime.templates import Context, iter_strings, json_depth, secret_names
+from lowcode_runtime import errors, events
+from lowcode_runtime.templates import (
+    Context,
+    iter_strings,
+    json_depth,
+    render_headers,
+    secret_names,
+)
 from tests.fixtures.upstream import execute
 
 
@@ -380,9 +387,21 @@ async def test_absent_params_elsewhere_are_validation_failed(client, definition,
     assert "params." in body["error"]["message"]
 
 
-@pytest.mark.parametrize(
-    "value", ["a\r\nX-Injected: 1", "a\nb", "a\x00b", "a\x7f", "a\tb"]
-)
+# Every character of Unicode category Cc: C0, DEL and C1 (NEL U+0085, CSI U+009B ...).
+CONTROL_VALUES = [
+    "a\r\nX-Injected: 1",
+    "a\nb",
+    "a\x00b",
+    "a\x7f",
+    "a\tb",
+    "a\u0080b",
+    "a\u0085b",
+    "a\u009bb",
+    "a\u009f",
+]
+
+
+@pytest.mark.parametrize("value", CONTROL_VALUES)
 async def test_control_characters_in_header_values_are_refused(client, upstream, value):
     response, body = await execute(
         client,
@@ -393,7 +412,47 @@ async def test_control_characters_in_header_values_are_refused(client, upstream,
     assert response.status == 400
     assert body["error"]["code"] == "VALIDATION_FAILED"
     assert body["error"]["details"][0]["path"] == "dataSource.headers.X-V"
+    assert "'X-V'" in body["error"]["message"]
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("value", CONTROL_VALUES)
+async def test_control_characters_written_in_a_header_value_are_refused(
+    client, upstream, value
+):
+    response, body = await execute(
+        client, {"url": upstream.url("/echo"), "headers": {"X-Literal": value}}
+    )
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"][0]["path"] == "dataSource.headers.X-Literal"
+    assert "'X-Literal'" in body["error"]["message"]
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("name", ["X-\u0085", "X-\x00", "X\r\nY"])
+async def test_control_characters_in_a_header_name_are_refused(client, upstream, name):
+    response, body = await execute(
+        client, {"url": upstream.url("/echo"), "headers": {name: "v"}}
+    )
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert upstream.requests == []
+
+
+def test_every_unicode_control_character_is_refused_in_a_header_and_nothing_else():
+    controls = [chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cc"]
+    assert len(controls) == 65
+    for char in controls:
+        with pytest.raises(errors.ValidationFailed):
+            render_headers({"X-V": f"a{char}b"}, Context({}, {}))
+
+    # Just past each end of the C0 and C1 ranges, and separators that are not Cc.
+    for char in (" ", "~", "\u00a0", "\u00e9", "\u2028", "\ufeff"):
+        headers, _ = render_headers({"X-V": f"a{char}b"}, Context({}, {}))
+        assert headers["X-V"] == f"a{char}b"
 
 
 async def test_missing_secret_is_secret_not_found(client, upstream):
