@@ -256,8 +256,11 @@ RouteGuard = Callable[[web.Request, Handler], Handler]
 
 
 # Known gap: HTTP that aiohttp's parser refuses before any route runs (a duplicate
-# Content-Type, a header line without a colon) still gets aiohttp's text/plain 400; its server
-# offers no hook for that answer. Its log line is masked JSON like every other (logs.py).
+# Content-Type, a header line without a colon, an unknown method such as FOO, a
+# Content-Encoding of br or zstd whose decoder is not installed) still gets aiohttp's
+# text/plain 400 without token check, ids or CORS headers; its server offers no public hook
+# for that answer (docs/operations.md, "Requests refused before the service sees them"). Its
+# log line is masked JSON like every other (logs.py).
 # Known gap: aiohttp answers ``Expect: 100-continue`` before any middleware runs, so the
 # client is told to send its body before the token and the body size are checked.
 def make_contract_middleware(
