@@ -36,10 +36,23 @@ PRIVATE = tuple(
 )
 # Ranges that ipaddress has no property for, named after RFC 6890 and its successors.
 BENCHMARKING = tuple(ipaddress.ip_network(n) for n in ("198.18.0.0/15", "2001:2::/48"))
+# 3fff::/20 is RFC 9637's (2024): the ``is_global`` of older Pythons (3.11) holds for it.
 DOCUMENTATION = tuple(
     ipaddress.ip_network(n)
-    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+    for n in (
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "2001:db8::/32",
+        "3fff::/20",
+    )
 )
+# Deprecated (RFC 7526) but still answered by whichever relay is nearest, often one inside
+# the operator's own network; ``is_global`` holds for it.
+SIXTOFOUR_RELAY_ANYCAST = ipaddress.ip_network("192.88.99.0/24")
+# IANA's IETF protocol assignments, not globally reachable; the ``is_global`` of older Pythons
+# (3.11) holds past 192.0.0.0/29. Its two anycast services (.9, .10) are blocked too.
+IETF_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 EMBEDDED = " (embedded in IPv6)"
 # Hosts whose literal verdict a policy keeps; past this many it starts afresh.
@@ -89,6 +102,11 @@ def blocked_category(address: IPAddress) -> str | None:
     checks = (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
+        # fec0::/10, deprecated by RFC 3879: ``is_global`` holds for it.
+        (
+            "site-local",
+            isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
+        ),
         ("multicast", address.is_multicast),
         ("unspecified", address.is_unspecified),
         ("broadcast", address == BROADCAST),
@@ -96,8 +114,12 @@ def blocked_category(address: IPAddress) -> str | None:
         ("private", _within(address, PRIVATE)),
         ("benchmarking", _within(address, BENCHMARKING)),
         ("documentation", _within(address, DOCUMENTATION)),
+        ("6to4 relay anycast", address in SIXTOFOUR_RELAY_ANYCAST),
         ("reserved", address.is_reserved),
-        ("not globally routable", not address.is_global),
+        (
+            "not globally routable",
+            not address.is_global or address in IETF_PROTOCOL_ASSIGNMENTS,
+        ),
     )
     return next((name for name, hit in checks if hit), None)
 

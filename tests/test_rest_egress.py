@@ -58,6 +58,10 @@ BLOCKED_HOSTS = [
     ("198.18.0.1", "benchmarking"),
     ("192.0.2.1", "documentation"),
     ("0.1.2.3", "not globally routable"),
+    ("[fec0::1]", "site-local"),
+    ("[feff::1]", "site-local"),
+    ("[3fff::1]", "documentation"),
+    ("192.88.99.1", "6to4 relay anycast"),
 ]
 
 
@@ -100,6 +104,8 @@ async def test_blocked_hosts_are_refused_before_connecting(
         ("240.0.0.1", "it is a reserved address (240.0.0.1)"),
         ("198.18.0.1", "it is a benchmarking address (198.18.0.1)"),
         ("0.1.2.3", "it is an address that is not globally routable (0.1.2.3)"),
+        ("[fec0::1]", "it is a site-local address (fec0::1)"),
+        ("192.88.99.1", "it is a 6to4 relay anycast address (192.88.99.1)"),
         (
             "[::ffff:10.1.2.3]",
             "it is a private IPv4 address embedded in IPv6 (::ffff:a01:203)",
@@ -254,6 +260,53 @@ def test_ip_literals_are_read_as_the_os_reads_them(text, expected):
     assert (str(address) if address else None) == expected
     if expected and ":" not in expected:
         assert socket.inet_ntoa(socket.inet_aton(text)) == expected
+
+
+# IANA's special-purpose registries, every range not globally reachable (or "N/A"), and
+# the deprecated site-local fec0::/10 (RFC 3879). 2002::/16 (6to4) is checked by what it embeds.
+NOT_GLOBAL_RANGES = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.0.170/31",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::1/128",
+    "::/128",
+    "::ffff:0:0/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001::/23",
+    "2001:2::/48",
+    "2001:10::/28",
+    "2001:db8::/32",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+]
+
+
+@pytest.mark.parametrize("network", NOT_GLOBAL_RANGES)
+def test_every_range_that_is_not_globally_reachable_is_blocked(network):
+    """Checked at both ends, whatever ``is_global`` of this Python's ``ipaddress`` says."""
+    policy = EgressPolicy()
+    network = ipaddress.ip_network(network)
+    for address in (network[0], network[-1]):
+        with pytest.raises(EgressDenied):
+            policy.check_address("special.test", address)
 
 
 def test_public_addresses_pass():
