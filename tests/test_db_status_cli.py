@@ -50,8 +50,13 @@ async def test_status_of_a_project_id_with_a_control_character_is_400(db, projec
     assert "control characters" in body["error"]["message"]
 
 
-def run_cli(database_url, *args):
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "error"}
+def run_cli(database_url, *args, **variables):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "error",
+        **variables,
+    }
     return subprocess.run(
         [sys.executable, "-m", "lowcode_runtime", *args],
         capture_output=True, text=True, env=env, timeout=60,
@@ -142,3 +147,103 @@ def test_migrate_rejects_a_bad_definition(database_url, project_id, tmp_path):
     result = run_cli(database_url, "migrate", project_id, str(definition))
     assert result.returncode == 1
     assert "VALIDATION_FAILED" in result.stderr
+
+
+def _catalog_and_log(database_url, project_id):
+    """The schema, its columns and its log's rows: what a dry run must leave as they were."""
+    import psycopg2
+
+    schema = schema_name(project_id)
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s ORDER BY 1, 2",
+            (schema,),
+        )
+        columns = cursor.fetchall()
+        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", (f'"{schema}"',))
+        columns.append(cursor.fetchone())
+        cursor.execute(
+            "SELECT to_regclass(%s)", (f'"{schema}".__lowcode_migrations_log',)
+        )
+        log = []
+        if cursor.fetchone()[0]:
+            cursor.execute(
+                f'SELECT * FROM "{schema}".__lowcode_migrations_log ORDER BY id'
+            )
+            log = cursor.fetchall()
+    connection.close()
+    return columns, log
+
+
+def test_a_dry_run_fails_where_applying_fails_and_leaves_nothing(
+    database_url, project_id, tmp_path
+):
+    import psycopg2
+
+    definition = tmp_path / "things.json"
+    things = {"type": "db", "name": "things", "table": "things",
+              "fields": [{"name": "x", "type": "string"}]}  # fmt: skip
+    definition.write_text(json.dumps(things))
+    assert run_cli(database_url, "migrate", project_id, str(definition)).returncode == 0
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{schema_name(project_id)}".things (x) VALUES (%s)',
+            ("hello",),
+        )
+    connection.close()
+
+    things["fields"][0]["type"] = "integer"
+    definition.write_text(json.dumps(things))
+    before = _catalog_and_log(database_url, project_id)
+    allow = {"PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS": "true"}
+    dry = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run",
+                  "--json", **allow)  # fmt: skip
+    assert dry.returncode == 1, dry.stdout
+    dry_report = json.loads(dry.stdout)
+    assert dry_report["outcome"] == "failed"
+    text = run_cli(
+        database_url, "migrate", project_id, str(definition), "--dry-run", **allow
+    )
+    assert text.returncode == 1
+    assert text.stderr.splitlines()[0] == (
+        f"-- failed: {schema_name(project_id)} (things), 1 statement would fail; "
+        "dry run, nothing changed"
+    )
+    assert _catalog_and_log(database_url, project_id) == before
+
+    applied = run_cli(
+        database_url, "migrate", project_id, str(definition), "--json", **allow
+    )
+    assert applied.returncode == 1
+    report = json.loads(applied.stdout)
+    assert report["error"]["code"] == "MIGRATION_FAILED"
+    assert dry_report["changes"] == [report["error"]["message"]]
+    assert dry_report["statements"] == report["statements"]
+
+
+def test_a_dry_run_of_a_new_schema_leaves_no_schema(database_url, project_id, tmp_path):
+    """Seeds that break a unique index fail only when they run: the dry run runs them too."""
+    definition = tmp_path / "things.json"
+    things = {"type": "db", "name": "things", "table": "things",
+              "fields": [{"name": "x", "type": "string", "unique": True}],
+              "seeds": [{"x": "same"}, {"x": "same"}]}  # fmt: skip
+    definition.write_text(json.dumps(things))
+    seeds = {"PREVIEW_APPLY_SEEDS": "true"}
+
+    dry = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run",
+                  "--json", **seeds)  # fmt: skip
+    assert dry.returncode == 1, dry.stdout
+    assert json.loads(dry.stdout)["outcome"] == "failed"
+    assert _catalog_and_log(database_url, project_id) == ([(False,)], [])
+    status = run_cli(database_url, "status", project_id, "--json")
+    assert json.loads(status.stdout)["status"] == "absent"
+
+    applied = run_cli(
+        database_url, "migrate", project_id, str(definition), "--json", **seeds
+    )
+    assert applied.returncode == 1
+    assert (
+        json.loads(applied.stdout)["error"]["message"]
+        == json.loads(dry.stdout)["changes"][0]
+    )

@@ -328,7 +328,8 @@ async def _migrate_in_transaction(
             else ("planned" if shown else "unchanged")
         )
         outcome.changes = destructive or outcome.changes
-        return outcome
+        if outcome.outcome != "planned":
+            return outcome
 
     if owner is None:
         await _bootstrap(session, target)
@@ -348,6 +349,13 @@ async def _migrate_in_transaction(
             Outcome("blocked", statements, destructive),
             details=[{"change": change} for change in destructive],
         )
+
+    if dry_run:  # run the plan to learn whether PostgreSQL takes it; migrate rolls back
+        try:
+            await _apply(session, target, steps, outcome, dry_run=True)
+        except Failed as e:
+            return Outcome("failed", statements, [e.message])
+        return outcome
 
     await _apply(session, target, steps, outcome)
     await _log(session, target, statements or ["-- no change"], "applied", None)
@@ -372,9 +380,14 @@ async def _bootstrap(session: Session, target: Target) -> None:
 
 
 async def _apply(
-    session: Session, target: Target, steps: list[Step], outcome: Outcome
+    session: Session,
+    target: Target,
+    steps: list[Step],
+    outcome: Outcome,
+    dry_run: bool = False,
 ) -> None:
-    """Run the steps and the seeds; on a rejection keep only the log rows, then MIGRATION_FAILED."""
+    """Run the steps and the seeds; on a rejection keep only the log rows (none in a dry run),
+    then MIGRATION_FAILED."""
     await session.execute("SAVEPOINT lowcode_migration")
     failing: Step | None = None
     try:
@@ -387,8 +400,9 @@ async def _apply(
     except psycopg2.Error as e:
         await session.execute("ROLLBACK TO SAVEPOINT lowcode_migration")
         message = _failure_message(target.table, failing, e)
-        await _log(session, target, outcome.statements, "failed", message)
-        await session.execute("COMMIT")
+        if not dry_run:
+            await _log(session, target, outcome.statements, "failed", message)
+            await session.execute("COMMIT")
         failed = Outcome("failed", outcome.statements, outcome.changes)
         raise Failed(message, failed) from e
 
