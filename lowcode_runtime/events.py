@@ -6,6 +6,7 @@ CALL_ERROR = "dataSource.call.error"
 
 HTTP_REQUEST = "http.request"
 HTTP_UNHANDLED = "http.unhandled_error"
+HTTP_UNPARSABLE = "http.unparsable_request"
 
 SERVICE_STARTING = "service.starting"
 SERVICE_TOKEN_GENERATED = "service.token_generated"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 from loguru import logger
 
 from lowcode_runtime import events
@@ -344,9 +345,27 @@ class StdlibToLoguru(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname if record.levelname in _LEVELS.values() else "ERROR"
         exception = record.exc_info if record.exc_info and record.exc_info[0] else None
+        if exception is not None and issubclass(exception[0], HttpProcessingError):
+            _unparsable_request(record, exception[1])
+            return
         logger.bind(
             event=events.LIBRARY_LOG, source=record.name, pid=record.process
         ).opt(exception=exception).log(level, record.getMessage())
+
+
+def _unparsable_request(record: logging.LogRecord, error: Any) -> None:
+    """A request aiohttp's parser refused (it answered 400): one warning, no traceback.
+
+    aiohttp logs each at error level with its traceback, so any client could write error
+    lines at will; the traceback says nothing about the service.
+    """
+    reason = getattr(error, "message", "") or type(error).__name__
+    level = "WARNING" if record.levelno >= logging.WARNING else "DEBUG"
+    logger.bind(
+        event=events.HTTP_UNPARSABLE,
+        source=record.name,
+        reason=f"{type(error).__name__}: {reason}"[:300],
+    ).log(level, f"refused a request that is not valid HTTP: {reason}"[:300])
 
 
 _debug_enabled = True  # loguru's own default sink writes debug lines

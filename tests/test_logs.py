@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -72,21 +73,43 @@ def test_level_filters_and_pretty_is_for_people():
     assert not text.lstrip().startswith("{")
 
 
-async def test_library_lines_are_masked_json_too(make_client, logs):
-    import asyncio
+def test_library_lines_are_masked_json_too():
+    stream = io.StringIO()
+    setup_logging("info", "json", stream=stream)
+    try:
+        logging.getLogger("aiohttp.web").warning("sent Bearer lib-secret-token")
+    finally:
+        setup_logging("warning", "json")
 
+    line = json.loads(stream.getvalue())
+    assert line["event"] == "library.log" and line["source"] == "aiohttp.web"
+    assert line["level"] == "warning"
+    assert "lib-secret-token" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Type: a\r\nContent-Type: b\r\n",
+        b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\n"
+        b"Content-Length: 2\r\n",
+    ],
+    ids=["duplicate-content-type", "brotli-body"],
+)
+async def test_a_request_that_is_not_valid_http_is_one_warning_without_a_traceback(
+    make_client, logs, head
+):
     client = await make_client(load_entry_points=False)
     reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(
-        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Type: a\r\nContent-Type: b\r\n"
-        b"Authorization: Bearer lib-secret-token\r\n\r\n"
-    )
+    writer.write(head + b"Authorization: Bearer lib-secret-token\r\n\r\n{}")
     await writer.drain()
     assert b" 400 " in (await reader.read(100))
     writer.close()
 
-    library = logs.events("library.log")
-    assert library and library[0]["source"].startswith("aiohttp")
+    refused = logs.events("http.unparsable_request")
+    assert [line["level"] for line in refused] == ["warning"]
+    assert "exception" not in refused[0] and refused[0]["reason"]
+    assert not [line for line in logs.records() if line["level"] == "error"]
     assert "lib-secret-token" not in logs.text
 
 
