@@ -486,3 +486,58 @@ async def test_one_definition_cannot_name_two_indexes_alike(db):
     assert any(
         d["path"] == "dataSource.indexes.1.name" for d in body["error"]["details"]
     )
+
+
+THING = {"type": "db", "name": "thing", "table": "thing"}
+CONVERT = "keep the field's type, or add a field of the new type under another name"
+
+
+@pytest.mark.parametrize(
+    ("before", "rows", "after", "hint"),
+    [
+        ({"name": "x", "type": "string"}, ["'hello'"], {"name": "x", "type": "integer"},
+         "existing values of thing.x cannot be converted to integer: correct or clear "
+         f"them first, or {CONVERT}"),
+        ({"name": "x", "type": "string"}, ["'nope'"], {"name": "x", "type": "date"},
+         "existing values of thing.x cannot be converted to date"),
+        ({"name": "x", "type": "string"}, ["'99999999999999999999'"],
+         {"name": "x", "type": "integer"},
+         "existing values of thing.x are out of range for integer"),
+        ({"name": "x", "type": "float", "unique": True}, ["1.2", "1.4"],
+         {"name": "x", "type": "integer", "unique": True},
+         "existing values of thing.x become duplicates as integer"),
+        ({"name": "x", "type": "string", "default": "new"}, ["'5'"],
+         {"name": "x", "type": "integer", "default": 0},
+         "the default of thing.x in the database, kept from its old type"),
+        ({"name": "x", "type": "date"}, ["'2024-01-01'"], {"name": "x", "type": "boolean"},
+         f"PostgreSQL cannot convert thing.x to boolean: {CONVERT}"),
+        ({"name": "x", "type": "text"}, ["NULL"],
+         {"name": "x", "type": "text", "required": True},
+         "rows of thing have no value for x: fill them in first, or keep the field optional"),
+        (None, ["NULL"], {"name": "x", "type": "text", "required": True},
+         "thing has rows, which would have no value for the new required field x: give it "
+         "a default, or make it optional"),
+    ],
+)  # fmt: skip
+async def test_a_rejected_destructive_change_says_what_to_do(
+    make_db_client, database_url, before, rows, after, hint
+):
+    db = await make_db_client(allow_destructive_migrations=True)
+    old = {
+        **THING,
+        "fields": [{"name": "y", "type": "text"}, *([before] if before else [])],
+    }
+    await db.ok("list", data_source=old)
+    column = "x" if before else "y"
+    for value in rows:
+        query(database_url, f'INSERT INTO "{schema_name(db.project)}".thing ({column}) '
+                            f"VALUES ({value}) RETURNING id")  # fmt: skip
+
+    new = {**THING, "fields": [{"name": "y", "type": "text"}, after]}
+    status, body = await db.call("list", data_source=new)
+    assert status == 500, body
+    assert body["error"]["code"] == "MIGRATION_FAILED"
+    assert hint in body["error"]["message"]
+    assert "SQLSTATE" not in body["error"]["message"]
+    for value in ("hello", "nope", "99999", "1.2", "2024"):
+        assert value not in body["error"]["message"]

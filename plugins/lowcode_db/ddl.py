@@ -25,6 +25,10 @@ class Step:
     index: str | None = None
     # Why the step cannot run (an index name taken): the migration fails before any step runs.
     error: str | None = None
+    # The field a column step changes and how ("add", "retype", "require"), so that a step
+    # PostgreSQL rejects can be explained in terms of the definition.
+    field: str | None = None
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,9 @@ def _column_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[
             change = f"add {'required ' if column.required else ''}field {where}"
             if destructive:
                 change += " without a default to a table that has rows"
-            steps.append(Step(alter + add, change, destructive))
+            steps.append(
+                Step(alter + add, change, destructive, field=column.name, action="add")
+            )
             continue
 
         present_type, not_null = present
@@ -189,12 +195,20 @@ def _column_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[
             change = (
                 f"change the type of {where} from {present_type} to {column.pg_type}"
             )
-            steps.append(Step(alter + retype, change, True))
+            steps.append(
+                Step(alter + retype, change, True, field=column.name, action="retype")
+            )
         if column.name == "id":
             continue
         if column.required and not not_null:
             steps.append(
-                Step(alter + _set_not_null(name), f"make {where} required", True)
+                Step(
+                    alter + _set_not_null(name),
+                    f"make {where} required",
+                    True,
+                    field=column.name,
+                    action="require",
+                )
             )
         elif not column.required and not_null:
             steps.append(Step(alter + _drop_not_null(name), f"make {where} optional"))

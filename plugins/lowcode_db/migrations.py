@@ -449,10 +449,59 @@ def _failure_message(table: Table, step: Step | None, error: psycopg2.Error) -> 
             "cannot be created: existing rows hold duplicate values"
         )
     what = step.change if step is not None else f"seeds of table {table.name}"
-    if error.pgcode == "23505":
+    hint = _what_to_do(table, step, error.pgcode)
+    if error.pgcode == "23505" and hint is None:
         what = f"seeds of table {table.name} break a unique index"
     reason = error.diag.message_primary if error.pgcode in {"23502", "42804"} else None
-    detail = f": {reason}" if reason else f" (SQLSTATE {error.pgcode})"
+    detail = f": {hint or reason}" if hint or reason else f" (SQLSTATE {error.pgcode})"
     return (
         f"table {table.name}: PostgreSQL rejected the migration step '{what}'{detail}"
     )
+
+
+# What PostgreSQL raises when a cast meets a value it cannot convert (text that is no number,
+# date or uuid; a json object; a numeric NaN).
+_CONVERSION_CODES = {"22P02", "22007", "22008", "22023", "0A000"}
+_RENAME = "keep the field's type, or add a field of the new type under another name"
+
+
+def _what_to_do(table: Table, step: Step | None, code: str | None) -> str | None:
+    """What the caller can do about a column step PostgreSQL rejected, by its SQLSTATE;
+    None where the SQLSTATE says nothing a caller can act on. Never a row's value."""
+    if step is None or step.field is None:
+        return None
+    where, kind = f"{table.name}.{step.field}", table.column_type(step.field)
+    if step.action == "retype":
+        if code in _CONVERSION_CODES:
+            return (
+                f"existing values of {where} cannot be converted to {kind}: correct or "
+                f"clear them first, or {_RENAME}"
+            )
+        if code == "22003":
+            return (
+                f"existing values of {where} are out of range for {kind}: correct or "
+                f"clear them first, or {_RENAME}"
+            )
+        if code == "23505":
+            return (
+                f"existing values of {where} become duplicates as {kind}, which its "
+                f"unique index refuses: make them distinct first, or {_RENAME}"
+            )
+        if code == "42804":
+            return (
+                f"the default of {where} in the database, kept from its old type (a "
+                f"changed default is not migrated), cannot be converted to {kind}: {_RENAME}"
+            )
+        if code == "42846":
+            return f"PostgreSQL cannot convert {where} to {kind}: {_RENAME}"
+    if code == "23502" and step.action == "require":
+        return (
+            f"rows of {table.name} have no value for {step.field}: fill them in first, "
+            "or keep the field optional"
+        )
+    if code == "23502" and step.action == "add":
+        return (
+            f"{table.name} has rows, which would have no value for the new required "
+            f"field {step.field}: give it a default, or make it optional"
+        )
+    return None
