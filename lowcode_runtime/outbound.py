@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -192,6 +193,12 @@ class OutboundClient:
                 what = "its body does not decode as its Content-Encoding says"
             else:
                 what = "it hung up before its body was complete"
+        elif (
+            isinstance(error, aiohttp.ClientResponseError)
+            and (encoding := _undecodable_encoding(error)) is not None
+        ):
+            what = "its body uses a content encoding the service cannot decode"
+            what += f" ({encoding})" if encoding else ""
         else:
             what = f"the exchange failed ({type(error).__name__})"
         return errors.UpstreamUnreachable(
@@ -293,6 +300,25 @@ async def read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# How aiohttp names an encoding it has no decoder for (Brotli or zstd not installed):
+# "Can not decode content-encoding: brotli (br). Please install `Brotli`".
+_NAMED_ENCODING = re.compile(r"content-encoding: [^(]*\(([A-Za-z0-9._-]+)\)")
+
+
+def _undecodable_encoding(error: BaseException) -> str | None:
+    """The content encoding aiohttp could not decode a body in ("" when it names none), or
+    None when that is not what failed."""
+    cause = error.__cause__
+    for _ in range(5):
+        if cause is None or isinstance(cause, ContentEncodingError):
+            break
+        cause = cause.__cause__
+    if not isinstance(cause, ContentEncodingError):
+        return None
+    named = _NAMED_ENCODING.search(cause.message)
+    return named.group(1) if named else ""
+
+
 def _too_large(limit: int) -> errors.UpstreamResponseTooLarge:
     return errors.UpstreamResponseTooLarge(
         f"the upstream body passed the limit of {limit} bytes (decoded); "
@@ -325,6 +351,12 @@ def _blocked(
 def _redirect_target(url: URL, location: str) -> URL:
     try:
         target = url.join(URL(location, encoded=True))
+        # Before the URL's checks: a file: URL has no host, but that is not what is wrong.
+        if target.scheme not in ("http", "https"):
+            raise errors.UpstreamUnreachable(
+                f"the upstream redirected to a URL of scheme {target.scheme!r}; only http "
+                "and https redirects are followed"
+            )
         problem = url_problem(target)
     except ValueError:
         problem = "it does not parse"
@@ -332,10 +364,6 @@ def _redirect_target(url: URL, location: str) -> URL:
         raise errors.UpstreamUnreachable(
             f"the upstream redirected to an invalid URL ({problem})"
         ) from None
-    if target.scheme not in ("http", "https"):
-        raise errors.UpstreamUnreachable(
-            "the upstream redirected to a URL that is not http(s)"
-        )
     return target.with_fragment(None)
 
 

@@ -7,6 +7,7 @@ import time
 import tracemalloc
 
 import pytest
+from aiohttp import web
 
 from lowcode_runtime import events
 from tests.fixtures.upstream import execute
@@ -274,6 +275,48 @@ async def test_a_redirect_to_an_invalid_url_is_unreachable(
     assert "invalid URL" in body["error"]["message"]
     assert len(upstream.requests) == 1
     assert logs.events(events.HTTP_UNHANDLED) == []
+
+
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "ftp://127.0.0.1/x", "mailto:a@example.test"]
+)
+async def test_a_redirect_to_another_scheme_says_only_http_is_followed(
+    rest_client, upstream, location
+):
+    response, body = await execute(
+        rest_client, {"url": upstream.url("/redirect-to"), "query": {"url": location}}
+    )
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
+    assert "only http and https redirects are followed" in body["error"]["message"]
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+async def test_a_body_in_an_encoding_the_service_cannot_decode_is_named(
+    rest_client, aiohttp_server, encoding
+):
+    """Brotli and zstd decode only when their packages are installed; neither is here."""
+
+    async def encoded(request: web.Request) -> web.Response:
+        return web.Response(
+            body=b"\x1b\x03\x00compressed", headers={"Content-Encoding": encoding}
+        )
+
+    app = web.Application()
+    app.router.add_get("/encoded", encoded)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    response, body = await execute(
+        rest_client, {"url": f"http://127.0.0.1:{server.port}/encoded"}
+    )
+
+    assert response.status == 502, body
+    assert body["error"]["code"] == "UPSTREAM_UNREACHABLE"
+    assert (
+        f"its body uses a content encoding the service cannot decode ({encoding})"
+        in body["error"]["message"]
+    )
 
 
 async def test_redirects_not_followed_when_switched_off(rest_client, upstream):
