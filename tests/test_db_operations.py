@@ -701,3 +701,29 @@ async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
         body["error"]["message"]
         == "PostgreSQL rejected a value of pairs as out of range"
     )
+
+
+@pytest.mark.parametrize(
+    ("definition", "details"),
+    [
+        ({"fields": [{"name": "a", "type": "text"}],
+          "indexes": [{"fields": ["zz"]}, {"fields": []}]},
+         [("indexes.1.fields", "Length must be between 1 and 32."),
+          ("indexes.0.fields", "unknown field zz")]),
+        ({"fields": [{"name": "a", "type": "wat"}], "indexes": [{"fields": ["a", "zz"]}]},
+         [("fields.0.type", None), ("indexes.0.fields", "unknown field zz")]),
+        ({"fields": [{"name": "A", "type": "integer", "default": "x"}]},
+         [("fields.0.name", None), ("fields.0.default", "expected an integer")]),
+        ({"fields": [{"name": "a", "type": "text"}], "indexes": [{"fields": ["a", "a"]}]},
+         [("indexes.0.fields", "field a named twice")]),
+    ],
+)  # fmt: skip
+async def test_every_definition_violation_is_reported(db, definition, details):
+    """A violation of one key must not hide a violation found across keys (API.md 3)."""
+    data_source = {"type": "db", "name": "x", "table": "t", **definition}
+    status, body = await db.call("list", data_source=data_source)
+    assert status == 400, body
+    found = [(d["path"], d["message"]) for d in body["error"]["details"]]
+    assert [path for path, _ in found] == [f"dataSource.{path}" for path, _ in details]
+    for (_, message), (_, expected) in zip(found, details, strict=True):
+        assert expected is None or message == expected

@@ -59,7 +59,9 @@ class FieldSchema(Schema):
     default = mf.Raw(allow_none=True)
     unique = StrictBoolean(load_default=False)
 
-    @validates_schema
+    @validates_schema(
+        skip_on_field_errors=False
+    )  # a bad name must not hide a bad default
     def check_default(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "default" not in data or data["default"] is None or "type" not in data:
             return
@@ -107,14 +109,17 @@ class DefinitionSchema(Schema):
         mf.Dict(), load_default=list, validate=validate.Length(max=MAX_SEEDS)
     )
 
-    @validates_schema
+    # Runs on what loaded even when other keys failed: API.md section 3 wants every violation.
+    # A list with a bad item still holds the others, each object with its valid keys.
+    @validates_schema(skip_on_field_errors=False)
     def check_names(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors: dict[str, Any] = {}
         names = [f.get("name") for f in data.get("fields", [])]
         for position, field in enumerate(data.get("fields", [])):
-            if names.count(field["name"]) > 1:
+            name = field.get("name")
+            if name is not None and names.count(name) > 1:
                 errors.setdefault("fields", {})[position] = {"name": ["declared twice"]}
-            if field["name"] == "id" and field["type"] not in ID_TYPES:
+            if name == "id" and field.get("type", "integer") not in ID_TYPES:
                 errors.setdefault("fields", {})[position] = {
                     "type": [
                         "id is the primary key: its type is integer (the default bigint "
@@ -122,13 +127,11 @@ class DefinitionSchema(Schema):
                     ]
                 }
 
-        known = set(names) | {"id"}
+        # Without ``fields`` (refused whole), no index field can be called unknown.
+        known = set(names) | {"id"} if "fields" in data else None
         index_names = [i.get("name") for i in data.get("indexes", [])]
         for position, index in enumerate(data.get("indexes", [])):
-            unknown = [name for name in index["fields"] if name not in known]
-            problems: dict[str, list[str]] = {}
-            if unknown:
-                problems["fields"] = [f"unknown field {name}" for name in unknown]
+            problems = _index_problems(index, known)
             name = index.get("name")
             if name is not None and index_names.index(name) < position:
                 problems["name"] = ["declared twice"]
@@ -136,6 +139,21 @@ class DefinitionSchema(Schema):
                 errors.setdefault("indexes", {})[position] = problems
         if errors:
             raise ValidationError(errors)
+
+
+def _index_problems(
+    index: dict[str, Any], known: set[str] | None
+) -> dict[str, list[str]]:
+    """An index's fields that are unknown or named twice (an index over ``(a, a)`` is a slip)."""
+    fields = index.get("fields", [])
+    messages = [
+        f"unknown field {name}"
+        for name in fields
+        if known is not None and name not in known
+    ]
+    repeated = sorted({name for name in fields if fields.count(name) > 1})
+    messages += [f"field {name} named twice" for name in repeated]
+    return {"fields": messages} if messages else {}
 
 
 def _plain_name(value: Any) -> bool:
