@@ -59,9 +59,8 @@ class FieldSchema(Schema):
     default = mf.Raw(allow_none=True)
     unique = StrictBoolean(load_default=False)
 
-    @validates_schema(
-        skip_on_field_errors=False
-    )  # a bad name must not hide a bad default
+    # Runs even when a key failed: a bad name must not hide a bad default.
+    @validates_schema(skip_on_field_errors=False)
     def check_default(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "default" not in data or data["default"] is None or "type" not in data:
             return
