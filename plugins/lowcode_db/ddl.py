@@ -48,13 +48,17 @@ class Catalog:
 
     ``indexes`` are the table's own, by name; ``taken`` maps each name the definition wants to
     what already holds it anywhere in the schema (an index's table, or a relation's own name),
-    since index names are unique per schema, not per table.
+    since index names are unique per schema, not per table. ``defaults`` holds each column's
+    default as PostgreSQL writes it; ``same_defaults`` the fields whose default is already the
+    definition's.
     """
 
     columns: dict[str, tuple[str, bool]]
     indexes: dict[str, IndexShape] = field(default_factory=dict)
     has_rows: bool = False
     taken: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+    same_defaults: frozenset[str] = frozenset()
 
     @property
     def exists(self) -> bool:
@@ -187,19 +191,25 @@ def _column_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[
             continue
 
         present_type, not_null = present
-        wanted = sql.SQL(column.pg_type)
         if present_type != column.pg_type:
-            retype = sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                name, wanted, name, wanted
-            )
             change = (
                 f"change the type of {where} from {present_type} to {column.pg_type}"
             )
+            retype = _retype(column, name, column.name in catalog.defaults)
             steps.append(
                 Step(alter + retype, change, True, field=column.name, action="retype")
             )
         if column.name == "id":
             continue
+        if present_type == column.pg_type and _default_changed(column, catalog):
+            if column.has_default:
+                default = sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
+                    name, default_sql(column)
+                )
+                steps.append(Step(alter + default, f"set the default of {where}"))
+            else:
+                default = sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(name)
+                steps.append(Step(alter + default, f"drop the default of {where}"))
         if column.required and not not_null:
             steps.append(
                 Step(
@@ -220,6 +230,34 @@ def _column_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[
             change = f"make the unused field {table.name}.{unused} optional"
             steps.append(Step(alter + _drop_not_null(sql.Identifier(unused)), change))
     return steps
+
+
+def _retype(column: Column, name: sql.Identifier, has_default: bool) -> sql.Composed:
+    """The type change, with the default dropped first and the definition's set after.
+
+    PostgreSQL casts a column's default along with it and refuses what it cannot cast
+    (``'new'::character varying`` to bigint), whatever the values.
+    """
+    wanted = sql.SQL(column.pg_type)
+    parts = (
+        [sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(name)] if has_default else []
+    )
+    parts.append(
+        sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(
+            name, wanted, name, wanted
+        )
+    )
+    if column.has_default and column.name != "id":
+        parts.append(
+            sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(name, default_sql(column))
+        )
+    return sql.SQL(", ").join(parts)
+
+
+def _default_changed(column: Column, catalog: Catalog) -> bool:
+    if column.has_default != (column.name in catalog.defaults):
+        return True
+    return column.has_default and column.name not in catalog.same_defaults
 
 
 def _set_not_null(name: sql.Identifier) -> sql.Composed:

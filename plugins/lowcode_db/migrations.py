@@ -30,6 +30,7 @@ from lowcode_db.ddl import (
     IndexShape,
     Step,
     bootstrap,
+    default_sql,
     plan,
     qualified,
 )
@@ -48,9 +49,10 @@ from lowcode_runtime.logs import logger
 CATALOG_QUERY = """
 SELECT
   (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod),
-                                    a.attnotnull))
+                                    a.attnotnull, pg_get_expr(d.adbin, d.adrelid)))
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND a.attnum > 0
       AND NOT a.attisdropped)
 """
@@ -209,9 +211,11 @@ async def read_owner(session: Session, schema: str) -> str | None:
 async def read_catalog(session: Session, schema: str, table: Table) -> Catalog:
     names = {"schema": schema, "table": table.name}
     rows = await session.execute(CATALOG_QUERY, names)
+    found_columns = rows[0][0] or []
     columns = {
-        name: (kind, bool(not_null)) for name, kind, not_null in (rows[0][0] or [])
+        name: (kind, bool(not_null)) for name, kind, not_null, _ in found_columns
     }
+    defaults = {name: text for name, _, _, text in found_columns if text is not None}
     wanted = [index.name for index in table.indexes]
     relations = await session.execute(RELATIONS_QUERY, {**names, "names": wanted})
     own = {
@@ -228,7 +232,52 @@ async def read_catalog(session: Session, schema: str, table: Table) -> Catalog:
             qualified(schema, table.name)
         )
     )
-    return Catalog(columns, own, bool(found[0][0]), taken)
+    same = await _same_defaults(session, table, columns, defaults)
+    return Catalog(columns, own, bool(found[0][0]), taken, defaults, same)
+
+
+async def _same_defaults(
+    session: Session,
+    table: Table,
+    columns: dict[str, tuple[str, bool]],
+    defaults: dict[str, str],
+) -> frozenset[str]:
+    """The fields whose default in the table is the one the definition gives.
+
+    PostgreSQL writes a default back in its own words (``'new'::character varying`` for
+    ``CAST('new' AS character varying(255))``), so constant ones are compared by value, in
+    one statement; one that is made anew each time (``now``, ``uuid``) matches another such.
+    """
+    same: set[str] = set()
+    compared: list[tuple[str, sql.Composable]] = []
+    for column in table.columns:
+        present = defaults.get(column.name)
+        if present is None or not column.has_default:
+            continue
+        if columns[column.name][0] != column.pg_type:
+            continue  # retyped: the step sets the default anew
+        if column.default in ("now", "uuid") or _made_anew(present):
+            if column.default in ("now", "uuid") and _made_anew(present):
+                same.add(column.name)
+            continue
+        equal = sql.SQL("({}) IS NOT DISTINCT FROM ({})").format(
+            sql.SQL(present), default_sql(column)
+        )
+        compared.append((column.name, equal))
+    if compared:
+        rows = await session.execute(
+            sql.SQL("SELECT ARRAY[{}]").format(
+                sql.SQL(", ").join(e for _, e in compared)
+            )
+        )
+        same.update(
+            name for (name, _), equal in zip(compared, rows[0][0], strict=True) if equal
+        )
+    return frozenset(same)
+
+
+def _made_anew(default: str) -> bool:
+    return "now()" in default or "gen_random_uuid()" in default
 
 
 def _taken(
@@ -489,8 +538,8 @@ def _what_to_do(table: Table, step: Step | None, code: str | None) -> str | None
             )
         if code == "42804":
             return (
-                f"the default of {where} in the database, kept from its old type (a "
-                f"changed default is not migrated), cannot be converted to {kind}: {_RENAME}"
+                f"the default of {where} cannot be converted to {kind}: give the field a "
+                f"default of the new type, or {_RENAME}"
             )
         if code == "42846":
             return f"PostgreSQL cannot convert {where} to {kind}: {_RENAME}"
