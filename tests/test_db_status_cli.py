@@ -35,6 +35,35 @@ async def test_status_absent_then_ready(db):
     assert body["data"]["lastError"] is None
 
 
+async def _status(db) -> dict:
+    response = await db.client.get(f"/preview/status/{db.project}", headers=AUTH)
+    return (await response.json())["data"]
+
+
+async def test_status_is_ready_again_once_an_applied_definition_is_used_again(db):
+    await db.ok("list")
+    retyped = {
+        **ORDERS,
+        "fields": [
+            {**field, "type": "integer"} if field["name"] == "title" else field
+            for field in ORDERS["fields"]
+        ],
+    }
+    status, body = await db.call("list", data_source=retyped)
+    assert (status, body["error"]["code"]) == (409, "MIGRATION_BLOCKED")
+    assert (await _status(db))["status"] == "blocked"
+
+    await db.ok("list")  # the definition applied before, known to this process
+
+    again = await _status(db)
+    assert again["status"] == "ready"
+    assert again["lastError"] and body["error"]["message"].startswith(
+        again["lastError"]
+    )
+    await db.ok("list")
+    assert (await _status(db))["status"] == "ready"
+
+
 async def test_status_needs_the_token(db):
     response = await db.client.get(f"/preview/status/{db.project}")
     assert response.status == 401

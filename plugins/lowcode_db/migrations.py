@@ -168,6 +168,7 @@ class Migrator:
                     )
                 except MigrationStopped as e:
                     self.report(target, e.outcome.outcome, e.outcome.statements)
+                    self._unsettle(target)
                     raise
                 if outcome.outcome == "applied":
                     self.report(target, "applied", outcome.statements)
@@ -179,6 +180,12 @@ class Migrator:
             else:
                 self._locks[target.key] = (lock, users - 1)
         return outcome
+
+    def _unsettle(self, target: Target) -> None:
+        """After a blocked or failed migration, the table's applied definitions are checked
+        against the log at their next call, which records that they are in use again."""
+        for other in self._keys_of_table.get(target.table_id, ()):
+            self.applied.discard(other)
 
     def _believe(self, target: Target, changed: bool) -> None:
         """Know ``target`` applied; a change to its table puts the table's other
@@ -353,6 +360,8 @@ async def _migrate_in_transaction(
             f"the preview schema {schema} belongs to another project; use another projectId"
         )
     if owner is not None and trust_log and await _already_applied(session, target):
+        if not dry_run:
+            await _mark_in_use_again(session, target)
         return Outcome("unchanged")
 
     catalog = await read_catalog(session, schema, table)
@@ -469,6 +478,23 @@ async def _already_applied(session: Session, target: Target) -> bool:
     if not (target.apply_seeds and target.table.seeds):
         return True
     return await seeding.already_applied(session, target)
+
+
+async def _mark_in_use_again(session: Session, target: Target) -> None:
+    """Log that an applied definition is in use again after its dataSource's latest migration
+    was blocked or failed: the status reads each dataSource's latest row, and would say
+    ``blocked`` or ``failed`` of a dataSource that works."""
+    log = qualified(target.schema, LOG_TABLE)
+    rows = await session.execute(
+        sql.SQL(
+            "SELECT outcome FROM {} WHERE data_source = %s ORDER BY id DESC LIMIT 1"
+        ).format(log),
+        (target.data_source,),
+    )
+    if rows and rows[0][0] in ("blocked", "failed"):
+        checksum = target.table.checksum[:12]
+        note = f"-- definition {checksum} (applied before) in use again"
+        await _log(session, target, [note], "applied", None)
 
 
 async def _log(
