@@ -2,13 +2,15 @@
 
 A plugin raises the contract's classes with any message and details it likes. Before they
 reach the caller, the message and every string in ``details`` (keys too) pass through the
-log masking (no answer carries a secret), and what JSON cannot hold (a set, a datetime, an
+log masking (no answer carries a secret; of the registered ones, only the calling project's
+and the service's are looked for), and what JSON cannot hold (a set, a datetime, an
 object, a message that is not a string) is dropped with a log line naming the plugin: the
 caller keeps the error's code, with the class's own message and without ``details``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +19,7 @@ from lowcode_runtime import envelope, errors, events
 from lowcode_runtime.json_check import first_non_json
 from lowcode_runtime.keys import TYPE_REGISTRY
 from lowcode_runtime.logs import logger
-from lowcode_runtime.masking import mask
+from lowcode_runtime.masking import mask_answer
 
 MAX_DETAILS_DEPTH = 64
 """Details nested deeper are dropped: no caller reads them, and masking them would recurse."""
@@ -34,7 +36,8 @@ def error_answer(
     if (error.code, error.status) not in errors.CONTRACT_PAIRS:
         error = _on_the_table(request, error)
     problem = None if isinstance(error.message, str) else "its message is not a string"
-    answered = _masked(error, problem is not None)
+    project_id = request.match_info.get("projectId")
+    answered = _masked(error, problem is not None, project_id)
     if problem is None:
         try:
             return envelope.error_response(request, answered)
@@ -71,9 +74,13 @@ _REPORTED: set[type] = set()
 
 
 def _masked(
-    error: errors.RuntimeBackendError, bad_message: bool
+    error: errors.RuntimeBackendError, bad_message: bool, project_id: str | None
 ) -> errors.RuntimeBackendError:
     """A copy of ``error`` with its texts masked, or ``error`` itself when none needs it."""
+
+    def mask(text: str) -> str:
+        return mask_answer(text, project_id)
+
     message = error.message
     # The class's own message is the core's text: "missing bearer token" is no secret.
     own = bad_message or message == type(error).default_message
@@ -89,7 +96,7 @@ def _masked(
     if not own:
         masked.message = mask(message)
     try:
-        masked.details = _mask_leaves(error.details, 0)
+        masked.details = _mask_leaves(error.details, 0, mask)
     except _TooDeep:
         masked.details = None
     return masked
@@ -109,7 +116,7 @@ def _strings(value: Any, found: list[str], depth: int) -> None:
             _strings(item, found, depth + 1)
 
 
-def _mask_leaves(value: Any, depth: int) -> Any:
+def _mask_leaves(value: Any, depth: int, mask: Callable[[str], str]) -> Any:
     if depth > MAX_DETAILS_DEPTH:
         raise _TooDeep
     if isinstance(value, str):
@@ -117,11 +124,11 @@ def _mask_leaves(value: Any, depth: int) -> Any:
     if isinstance(value, dict):
         # Keys too: a plugin may key its details by a token or a user's address.
         return {
-            _mask_leaves(key, depth + 1): _mask_leaves(item, depth + 1)
+            _mask_leaves(key, depth + 1, mask): _mask_leaves(item, depth + 1, mask)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_mask_leaves(item, depth + 1) for item in value]
+        return [_mask_leaves(item, depth + 1, mask) for item in value]
     return value
 
 

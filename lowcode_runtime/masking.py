@@ -48,15 +48,17 @@ class SecretRegistry:
     """
 
     def __init__(self, limit: int = MAX_REGISTERED) -> None:
-        self._values: OrderedDict[str, None] = OrderedDict()
+        # Each value with the projects it is a secret of (None: the service's own).
+        self._values: OrderedDict[str, set[str | None]] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
         # Swapped whole, never changed in place: a scan in another thread keeps its own.
         self._settled: ahocorasick.Automaton | None = None
         self._recent: tuple[str, ...] = ()
 
-    def register(self, *values: object) -> None:
-        """Add values (and their percent-encoded forms); a known one is only kept longer.
+    def register(self, *values: object, owner: str | None = None) -> None:
+        """Add values (and their percent-encoded forms) as secrets of project ``owner`` (None:
+        of the service itself); a known one is only kept longer.
 
         Called on every read of a project's secrets, so a known value costs a lookup only.
         """
@@ -65,13 +67,16 @@ class SecretRegistry:
             for value in values:
                 if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
                     continue
-                if value in self._values:
+                owners = self._values.get(value)
+                if owners is not None and owner in owners:
                     self._values.move_to_end(value)
                     continue
                 for form in (*_encoded_forms(value), value):
                     if form not in self._values:
                         recent.append(form)
-                    self._values[form] = None
+                        self._values[form] = set()
+                    self._values[form].add(owner)
+                    self._values.move_to_end(form)
                 while len(self._values) > self._limit:
                     # Still in the automaton until its next rebuild: masked a while longer.
                     self._values.popitem(last=False)
@@ -90,6 +95,20 @@ class SecretRegistry:
     def masked(self, text: str) -> str:
         """``text`` with every registered value in it replaced, the longest first."""
         found = self.found_in(text)
+        return _replacing(frozenset(found)).sub(MASK, text) if found else text
+
+    def masked_for(self, text: str, project_id: str | None) -> str:
+        """``text`` with the secrets of ``project_id`` and of the service replaced, not other
+        projects': an answer masked with every project's would tell its caller which of its
+        guesses is another project's secret."""
+        found = self.found_in(text)
+        if found:
+            values = self._values
+            found = {
+                v
+                for v in found
+                if not values.get(v, {None}).isdisjoint((None, project_id))
+            }
         return _replacing(frozenset(found)).sub(MASK, text) if found else text
 
     def occurs_in(self, text: str) -> bool:
@@ -147,9 +166,10 @@ _LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 secrets = SecretRegistry()
 
 
-def register_secret(*values: object) -> None:
-    """Mark values as secret for every later log line and error text of this process."""
-    secrets.register(*values)
+def register_secret(*values: object, owner: str | None = None) -> None:
+    """Mark values as secret for every later log line of this process, and for the error
+    answers of project ``owner`` (of every project when it is None: the service's own)."""
+    secrets.register(*values, owner=owner)
 
 
 def mask_registered(text: str) -> str:
@@ -174,7 +194,16 @@ def needs_masking(text: str) -> bool:
 
 def mask(text: str) -> str:
     """Replace registered secrets, bearer tokens and DSN passwords in ``text``."""
-    text = mask_registered(text)
+    return _mask_patterns(mask_registered(text))
+
+
+def mask_answer(text: str, project_id: str | None) -> str:
+    """:func:`mask` for an answer to ``project_id``'s caller: only its own secrets, and the
+    service's, among the registered ones."""
+    return _mask_patterns(secrets.masked_for(text, project_id))
+
+
+def _mask_patterns(text: str) -> str:
     text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
     text = _DSN_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(2), text)
     return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)

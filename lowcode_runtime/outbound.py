@@ -329,12 +329,14 @@ def _too_large(limit: int) -> errors.UpstreamResponseTooLarge:
 def _blocked(
     error: EgressDenied, type_name: str, redactor: Redactor | None
 ) -> errors.EgressBlocked:
-    """``EGRESS_BLOCKED``, logged. A host holding a secret (the call's, or one the log masking
-    knows) is named redacted and without its address: ``424242`` is ``0.6.121.50``, the
-    secret again."""
+    """``EGRESS_BLOCKED``, logged. A host holding a secret is named redacted and without its
+    address: ``424242`` is ``0.6.121.50``, the secret again. The answer looks for the call's
+    secrets (``redactor``; the ones the log masking knows without one): another project's
+    would tell the caller that its guess is one. The log line looks for every known one."""
     host = redactor.text(error.host) if redactor is not None else error.host
-    secret_host = host != error.host or needs_masking(error.host)
-    address = {} if secret_host else {"address": error.address}
+    known = needs_masking(error.host)
+    secret_host = host != error.host or (redactor is None and known)
+    address = {} if secret_host or known else {"address": error.address}
     logger.bind(
         event=events.EGRESS_BLOCKED.format(type=type_name),
         host=host,

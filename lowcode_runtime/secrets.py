@@ -62,16 +62,16 @@ class SecretsCache:
         written = self._written.get(project_id) if self._written is not None else None
         if written is not None and self._age(written) < self.ttl:
             child(SECRETS_CACHE, "hit").inc()
-            return self._registered(written["secrets"])
+            return self._registered(project_id, written["secrets"])
 
         entry = await self._read(project_id)
         if entry is not None and self._age(entry) < self.ttl:
             child(SECRETS_CACHE, "hit").inc()
-            return self._registered(entry["secrets"])
+            return self._registered(project_id, entry["secrets"])
 
         child(SECRETS_CACHE, "miss").inc()
         try:
-            return self._registered(await self._fetch_once(project_id))
+            return self._registered(project_id, await self._fetch_once(project_id))
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -115,7 +115,7 @@ class SecretsCache:
             raise errors.SecretsUnavailable("no secrets provider is installed")
         found = await self.provider.fetch(project_id)
         secrets = {str(k): str(v) for k, v in found.items()}
-        register_secret(*secrets.values())
+        register_secret(*secrets.values(), owner=project_id)
         await self._write(project_id, {"secrets": secrets, "fetchedAt": time.time()})
         return secrets
 
@@ -128,7 +128,7 @@ class SecretsCache:
             log.bind(
                 event=events.SECRETS_STALE, ageMs=round(self._age(entry) * 1000)
             ).warning("secrets provider failed; serving the cached set past its TTL")
-            return self._registered(entry["secrets"])
+            return self._registered(project_id, entry["secrets"])
 
         log.bind(event=events.SECRETS_FETCH_FAILED).warning(
             "secrets provider failed and no usable cached set exists"
@@ -170,9 +170,9 @@ class SecretsCache:
         return max(0.0, time.time() - float(entry.get("fetchedAt", 0)))
 
     @staticmethod
-    def _registered(secrets: Mapping[str, str]) -> Mapping[str, str]:
+    def _registered(project_id: str, secrets: Mapping[str, str]) -> Mapping[str, str]:
         # Register on every read: a set cached by another process is new to this one.
-        register_secret(*secrets.values())
+        register_secret(*secrets.values(), owner=project_id)
         return secrets
 
 

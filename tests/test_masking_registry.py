@@ -76,3 +76,21 @@ def test_a_cleared_registry_finds_nothing():
 
     assert not registry.occurs_in("secret-000 secret-063")
     assert registry.found_in("secret-000") == set()
+
+
+def test_an_answer_is_masked_with_its_projects_secrets_and_the_services_only():
+    registry = SecretRegistry()
+    registry.register("alpha-secret", owner="p1")
+    registry.register("beta-secret", owner="p2")
+    registry.register("shared-secret", owner="p1")
+    registry.register("shared-secret", owner="p2")
+    registry.register("service-secret")
+    text = "alpha-secret beta-secret shared-secret service-secret"
+
+    assert registry.masked_for(text, "p1") == f"{MASK} beta-secret {MASK} {MASK}"
+    assert registry.masked_for(text, "p2") == f"alpha-secret {MASK} {MASK} {MASK}"
+    assert (
+        registry.masked_for(text, None)
+        == f"alpha-secret beta-secret shared-secret {MASK}"
+    )
+    assert registry.masked(text) == f"{MASK} {MASK} {MASK} {MASK}", "logs: every one"

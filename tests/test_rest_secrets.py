@@ -151,3 +151,22 @@ async def test_a_secret_in_the_urls_password_is_redacted_where_its_basic_header_
     assert body["data"]["headers"]["Authorization"] == f"Basic {MASK}"
     assert body["meta"]["redacted"] is True
     assert sent.removeprefix("Basic ") not in json.dumps(body) + logs.text
+
+
+async def test_an_answer_does_not_tell_a_caller_that_a_guess_is_another_projects_secret(
+    client, upstream
+):
+    # p1's call resolves its TOKEN: from then on the process knows PLAIN and SECRET.
+    response, _ = await execute(
+        client,
+        {"url": upstream.url("/json"), "headers": {"X-T": "{{ secrets.PLAIN }}"}},
+    )
+    assert response.status == 200
+    guess = {"url": upstream.url(f"/json/{{{{ {PLAIN} }}}}")}
+
+    _, theirs = await execute(client, guess, project="p2")
+    _, own = await execute(client, guess, project="p1")
+
+    assert theirs["error"]["code"] == own["error"]["code"] == "VALIDATION_FAILED"
+    assert PLAIN in json.dumps(theirs), "p2 wrote it: it gets its own text back"
+    assert PLAIN not in json.dumps(own) and MASK in json.dumps(own)
