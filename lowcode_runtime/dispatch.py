@@ -20,7 +20,7 @@ from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import debug_enabled, hot_line, logger
 from lowcode_runtime.middleware import DEADLINE
-from lowcode_runtime.requests import checked_project_id, read_json_object
+from lowcode_runtime.requests import UNPRINTABLE, project_id_of, read_json_object
 from lowcode_runtime.types import Call, DataSourceType, Result
 
 EXECUTE_PATH = "/v1/projects/{projectId}/datasources/execute"
@@ -33,7 +33,16 @@ class DataSourceRefSchema(Schema):
         unknown = INCLUDE
 
     type = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=200),
+            validate.Regexp(
+                f"^[^{UNPRINTABLE.pattern[1:-1]}]*$",
+                error="must not hold control or bidirectional formatting characters",
+            ),
+        ],
+    )
 
 
 class ExecuteRequestSchema(Schema):
@@ -45,10 +54,6 @@ class ExecuteRequestSchema(Schema):
 
 
 _execute_schema = ExecuteRequestSchema()
-
-
-def project_id_from(request: web.Request) -> str:
-    return checked_project_id(request.match_info["projectId"])
 
 
 def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def _note_call_meta(request: web.Request, body: dict[str, Any]) -> None:
     source, operation = body.get("dataSource"), body.get("operation")
     if not isinstance(source, dict) or not isinstance(operation, str):
         return
-    if isinstance(source.get("type"), str) and isinstance(source.get("name"), str):
+    if isinstance(source.get("type"), str) and _printable(source.get("name"), 200):
         request[envelope.CALL_META] = {
             "dataSource": source["name"],
             "type": source["type"],
@@ -140,6 +145,11 @@ _BODY_KEYS = frozenset(ExecuteRequestSchema().fields)
 
 def _short_text(value: Any, longest: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= longest
+
+
+def _printable(value: Any, longest: int) -> bool:
+    """A name fit to stand in an answer's meta and a log line."""
+    return _short_text(value, longest) and not UNPRINTABLE.search(value)
 
 
 def plainly_valid(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -155,7 +165,7 @@ def plainly_valid(body: dict[str, Any]) -> dict[str, Any] | None:
         body.keys() <= _BODY_KEYS
         and isinstance(source, dict)
         and _short_text(source.get("type"), 100)
-        and _short_text(source.get("name"), 200)
+        and _printable(source.get("name"), 200)
         and _short_text(body.get("operation"), 100)
         and isinstance(params, dict)
     ):
@@ -230,7 +240,7 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
 
 async def execute(request: web.Request) -> web.Response:
     """Run one dataSource call and answer it in the envelope; log and count the outcome."""
-    project_id = project_id_from(request)
+    project_id = project_id_of(request)
     body = await read_json_object(request)
     started = time.monotonic()
 

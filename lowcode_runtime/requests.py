@@ -7,6 +7,7 @@ import math
 import re
 import sys
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
@@ -24,15 +25,27 @@ _DIGITS = b"0123456789"
 
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+"""Control characters (C0, DEL, C1) and the bidirectional controls, which can make a log line
+read otherwise than it is written (U+202E turns the rest of a line around)."""
+MAX_PROJECT_ID_LENGTH = 256
 
 
 def checked_project_id(project_id: object) -> str:
-    """The projectId itself, or VALIDATION_FAILED when it is empty, blank or holds a control
-    character: the rule of every route that takes one (the execute route, a plugin's own)."""
+    """The projectId itself, or VALIDATION_FAILED when it is empty, blank, longer than
+    :data:`MAX_PROJECT_ID_LENGTH` or holds a control character: the rule of every route that
+    takes one (the execute route, a plugin's own)."""
     if isinstance(project_id, str) and _CONTROL_CHARACTER.search(project_id):
         raise errors.ValidationFailed(
             "projectId must not hold control characters",
             [{"path": "projectId", "message": "must not hold control characters"}],
+        )
+    if isinstance(project_id, str) and len(project_id) > MAX_PROJECT_ID_LENGTH:
+        message = f"must be at most {MAX_PROJECT_ID_LENGTH} characters"
+        raise errors.ValidationFailed(
+            f"projectId {message}", [{"path": "projectId", "message": message}]
         )
     if not isinstance(project_id, str) or not project_id.strip():
         raise errors.ValidationFailed(
@@ -40,6 +53,20 @@ def checked_project_id(project_id: object) -> str:
             [{"path": "projectId", "message": "must not be empty or blank"}],
         )
     return project_id
+
+
+def project_id_of(request: web.Request) -> str:
+    """The path's projectId, checked; VALIDATION_FAILED where its percent-encoding is not
+    UTF-8 (``%FF``): the router would keep such a text as it is, the same projectId as the
+    one spelt ``%25FF``."""
+    try:
+        unquote(request.raw_path.partition("?")[0], errors="strict")
+    except UnicodeDecodeError:
+        message = "must be percent-encoded UTF-8"
+        raise errors.ValidationFailed(
+            f"projectId {message}", [{"path": "projectId", "message": message}]
+        ) from None
+    return checked_project_id(request.match_info["projectId"])
 
 
 def _reject_constant(name: str) -> Any:

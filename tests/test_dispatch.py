@@ -125,6 +125,47 @@ async def test_project_id_with_a_control_character_is_rejected(client, encoded):
     assert body["error"]["details"][0]["path"] == "projectId"
 
 
+@pytest.mark.parametrize(
+    ("encoded", "problem"),
+    [
+        ("qa-%FF", "must be percent-encoded UTF-8"),
+        ("qa-%ED%A0%80", "must be percent-encoded UTF-8"),
+        ("p" * 257, "must be at most 256 characters"),
+    ],
+    ids=["not-utf8", "surrogate", "too-long"],
+)
+async def test_a_project_id_that_is_no_text_or_too_long_is_refused(
+    client, encoded, problem
+):
+    response = await client.post(
+        f"/v1/projects/{encoded}/datasources/execute", json=call(), headers=AUTH
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"]["details"] == [{"path": "projectId", "message": problem}]
+
+
+async def test_a_project_id_holding_a_percent_sign_is_its_own(client):
+    response = await client.post(
+        "/v1/projects/qa-%25FF/datasources/execute", json=call(), headers=AUTH
+    )
+    assert response.status == 200, await response.text()
+
+
+@pytest.mark.parametrize("name", ["a\u0000b", "a\nb", "a\u0085b", "abc\u202edef"])
+async def test_a_datasource_name_with_a_control_character_is_refused(
+    client, logs, name
+):
+    response = await client.post(EXECUTE, json=call(name=name), headers=AUTH)
+    body = await response.json()
+
+    assert response.status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert [d["path"] for d in body["error"]["details"]] == ["dataSource.name"]
+    assert "dataSource" not in body["meta"]
+    assert not [line for line in logs.records() if line["level"] == "error"]
+
+
 async def test_project_id_with_printable_unicode_is_accepted(client):
     response = await client.post(
         "/v1/projects/caf%C3%A9-%E2%82%AC/datasources/execute",
