@@ -193,11 +193,39 @@ async def test_an_address_spelt_in_non_ascii_digits_is_refused(client, upstream,
     assert upstream.requests == []
 
 
-async def test_an_invalid_ipv6_host_is_refused(client):
-    response, body = await execute(client, {"url": "http://[zz::1]/echo"})
+@pytest.mark.parametrize("host", ["[zz::1]", "[::1", "[::1]x", "::1]"])
+async def test_an_invalid_ipv6_host_is_refused(client, host):
+    response, body = await execute(client, {"url": f"http://{host}/echo"})
 
     assert response.status == 400, body
-    assert body["error"]["details"][0]["path"] == "dataSource.url"
+    problem = "the URL's host is not a valid IPv6 address"
+    assert body["error"]["details"] == [{"path": "dataSource.url", "message": problem}]
+    assert (
+        body["error"]["message"]
+        == f"url does not form a valid URL once rendered: {problem}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "opening"),
+    [
+        ("http://127.0.0.1:3132/{{ params.file", "{{ params.file"),
+        ("http://127.0.0.1/{{params.file", "{{params.file"),
+        ("http://127.0.0.1/{{ params.a }}/{{ params.b?x=1", "{{ params.b?x=1"),
+        ("http://{{ secrets.HOST/x", "{{ secrets.HOST/x"),
+    ],
+)
+async def test_an_unclosed_template_in_the_url_is_named(client, upstream, url, opening):
+    response, body = await execute(client, {"url": url}, params={"a": 1})
+
+    assert response.status == 400, body
+    assert body["error"]["details"] == [
+        {
+            "path": "dataSource.url",
+            "message": f"the template {opening!r} is not closed; end it with '}}}}'",
+        }
+    ]
+    assert upstream.requests == []
 
 
 @pytest.mark.parametrize(

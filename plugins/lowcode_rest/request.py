@@ -82,8 +82,14 @@ def _rendered_url(template: str, ctx: Context) -> URL:
     try:
         url = URL(rendered, encoded=True)
         problem = url_problem(url)
-    except ValueError:
-        problem = "not a valid URL once rendered"
+    except (
+        ValueError
+    ) as e:  # yarl's own text is not for people and might quote the host
+        problem = (
+            "the URL's host is not a valid IPv6 address"
+            if "IPv6" in str(e)
+            else "the URL's host does not parse"
+        )
     if problem is not None:
         raise errors.ValidationFailed(
             f"url does not form a valid URL once rendered: {problem}",

@@ -88,9 +88,20 @@ def _url(value: str) -> None:
         raise ValidationError(
             "expected an absolute http:// or https:// URL with a host"
         )
-    if any(c.isspace() for c in TEMPLATE.sub("", value)):
+    outside = TEMPLATE.sub("", value)
+    # Checked first: the space of an unclosed '{{ params.x' would read as a stray one.
+    if (start := outside.find("{{")) >= 0:
+        opening = _opening(outside[start:])
+        raise ValidationError(
+            f"the template {opening!r} is not closed; end it with '}}}}'"
+        )
+    if any(c.isspace() for c in outside):
         raise ValidationError("the URL may not hold white space; percent-encode it")
     check_templates(value)
+
+
+def _opening(text: str, longest: int = 40) -> str:
+    return text if len(text) <= longest else f"{text[:longest]}..."
 
 
 class RestDefinition(dict[str, Any]):
