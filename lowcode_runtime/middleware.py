@@ -166,7 +166,14 @@ def _in_networks(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> 
 def _authenticate(
     request: web.Request, token: str
 ) -> errors.RuntimeBackendError | None:
-    scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, given = header.partition(" ")
+    if header.strip() and scheme.lower() != "bearer":
+        # The scheme is not echoed: a caller who left it out sent the token in its place.
+        return errors.Unauthorized(
+            "the Authorization header does not use the Bearer scheme: send "
+            "'Authorization: Bearer <token>'"
+        )
     if scheme.lower() != "bearer" or not given.strip():
         return errors.Unauthorized()
     if not hmac.compare_digest(given.strip().encode(), token.encode()):

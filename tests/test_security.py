@@ -29,6 +29,25 @@ async def test_missing_token_is_401_with_www_authenticate(make_client):
         assert body["ok"] is False and body["error"]["code"] == "UNAUTHORIZED"
 
 
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        (f"Basic {TOKEN}", "does not use the Bearer scheme"),
+        (TOKEN, "does not use the Bearer scheme"),
+        ("Bearer ", "missing bearer token"),
+    ],
+)
+async def test_a_401_says_what_is_wrong_with_the_header_without_echoing_it(
+    make_client, header, says
+):
+    client = await make_client(load_entry_points=False)
+    response = await client.get("/v1/plugins", headers={"Authorization": header})
+    body = await response.json()
+
+    assert says in body["error"]["message"]
+    assert TOKEN not in str(body)
+
+
 async def test_wrong_token_is_403(make_client):
     client = await make_client(load_entry_points=False)
     response = await client.get(
