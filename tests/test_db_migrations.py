@@ -326,6 +326,49 @@ async def test_bad_seeds_are_validation_failed(make_db_client):
     assert paths == {"dataSource.seeds.1.amount", "dataSource.seeds.1.title"}
 
 
+@pytest.mark.parametrize("apply_seeds", [False, True])
+async def test_bad_seeds_are_refused_whatever_the_flag(
+    make_db_client, database_url, apply_seeds
+):
+    """Bad input gets its code even where it would not be used; nothing is migrated."""
+    db = await make_db_client(apply_seeds=apply_seeds)
+    bad = {**ORDERS, "seeds": [{"title": "ok", "nope": 1}, "x", {"title": 5}]}
+    status, body = await db.call("list", data_source=bad)
+    assert status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert [d["path"] for d in body["error"]["details"]] == [
+        "dataSource.seeds.0.nope",
+        "dataSource.seeds.1",
+        "dataSource.seeds.2.title",
+    ]
+    schemas = query(
+        database_url,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = %s",
+        (schema_name(db.project),),
+    )
+    assert schemas == [(0,)]
+
+
+async def test_seeds_are_checked_when_a_definition_is_first_seen_only(
+    make_db_client, monkeypatch
+):
+    """Definitions are cached per process: a warm call checks no seed again."""
+    from lowcode_db import schema
+
+    checked = []
+    check = schema.load_seed_rows
+
+    def counting(*args, **kwargs):
+        checked.append(1)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(schema, "load_seed_rows", counting)
+    db = await make_db_client()
+    for _ in range(3):
+        await db.ok("list", data_source=SEEDED)
+    assert len(checked) == 1
+
+
 async def test_seeds_are_never_applied_while_the_flag_is_false(db, database_url):
     assert (await db.ok("list", data_source=SEEDED))["data"] == []
     count = query(

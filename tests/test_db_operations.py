@@ -708,14 +708,29 @@ async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
     [
         ({"fields": [{"name": "a", "type": "text"}],
           "indexes": [{"fields": ["zz"]}, {"fields": []}]},
-         [("indexes.1.fields", "Length must be between 1 and 32."),
-          ("indexes.0.fields", "unknown field zz")]),
+         [("indexes.0.fields", "unknown field zz"),
+          ("indexes.1.fields", "Length must be between 1 and 32.")]),
         ({"fields": [{"name": "a", "type": "wat"}], "indexes": [{"fields": ["a", "zz"]}]},
          [("fields.0.type", None), ("indexes.0.fields", "unknown field zz")]),
         ({"fields": [{"name": "A", "type": "integer", "default": "x"}]},
          [("fields.0.name", None), ("fields.0.default", "expected an integer")]),
         ({"fields": [{"name": "a", "type": "text"}], "indexes": [{"fields": ["a", "a"]}]},
          [("indexes.0.fields", "field a named twice")]),
+        # Seeds are checked whatever PREVIEW_APPLY_SEEDS says (this client leaves it false).
+        ({"fields": [{"name": "a", "type": "integer"}],
+          "seeds": [{"nope": 1}, "x", {"a": "abc"}]},
+         [("seeds.0.nope", "Unknown field."), ("seeds.1", "Not a valid mapping type."),
+          ("seeds.2.a", "expected an integer")]),
+        ({"fields": [{"name": "a", "type": "integer", "required": True}],
+          "seeds": [{"id": "x"}, {"a": None}]},
+         [("seeds.0.a", "Missing data for required field."),
+          ("seeds.0.id", "expected an integer"), ("seeds.1.a", "Field may not be null.")]),
+        # A seed key naming a field that did not load is not called unknown as well.
+        ({"fields": [{"name": "A", "type": "integer"}, {"name": "b", "type": "wat"}],
+          "seeds": [{"A": 1, "b": 2, "c": 3}]},
+         [("fields.0.name", None), ("fields.1.type", None), ("seeds.0.c", "Unknown field.")]),
+        ({"fields": [{"name": "id", "type": "uuid"}], "seeds": [{"id": "x"}]},
+         [("seeds.0.id", "expected a UUID string")]),
     ],
 )  # fmt: skip
 async def test_every_definition_violation_is_reported(db, definition, details):

@@ -104,14 +104,11 @@ def run_migrate(args: argparse.Namespace) -> int:
     )
     from lowcode_db.model import build_table
     from lowcode_db.plugin import make_reporter
-    from lowcode_db.seeds import load_seeds
     from lowcode_db.tenancy import schema_name
 
     try:
         name, definition = load_definition(args.definition)
         table = build_table(definition)
-        if args.settings.apply_seeds and table.seeds:
-            load_seeds(table)
         target = Target(
             args.project_id,
             schema_name(args.project_id),

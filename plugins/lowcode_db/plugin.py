@@ -18,7 +18,6 @@ from lowcode_db.model import Table, TablesByDefinition, build_table, legacy_inde
 from lowcode_db.pool import Database, check_database_url
 from lowcode_db.queries import BUILDERS, read_rows, table_problems
 from lowcode_db.schema import DefinitionSchema, operation_schemas
-from lowcode_db.seeds import load_seeds
 from lowcode_db.status import PreviewStatusSchema, read_status
 from lowcode_db.tenancy import schema_name
 from lowcode_runtime import (
@@ -152,8 +151,6 @@ async def handle(call: Call) -> Result:
         call.settings.apply_seeds,
         call.settings.allow_destructive_migrations,
     )
-    if target.apply_seeds and table.seeds and not migrator.is_known(target):
-        load_seeds(table)
 
     for attempt in (1, 2):
         async with database.session() as session:

@@ -7,6 +7,7 @@ the definition (the values, the filter) is checked later, in :mod:`lowcode_db.ds
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import (
@@ -18,7 +19,7 @@ from marshmallow import (
 )
 from marshmallow import fields as mf
 
-from lowcode_db.values import INT64_MAX, load_value
+from lowcode_db.values import INT64_MAX, load_value, values_schema
 from lowcode_runtime.fields import StrictBoolean, StrictInteger
 from lowcode_runtime.plain_schema import PlainFirst
 
@@ -138,6 +139,101 @@ class DefinitionSchema(Schema):
                 errors.setdefault("indexes", {})[position] = problems
         if errors:
             raise ValidationError(errors)
+
+    # Whatever PREVIEW_APPLY_SEEDS says: a bad seed set is bad input even while unused. The
+    # core caches loaded definitions, so this runs when a definition is first seen, not per call.
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def check_seeds(
+        self, data: dict[str, Any], original_data: Any, **kwargs: Any
+    ) -> None:
+        seeds = original_data.get("seeds") if isinstance(original_data, dict) else None
+        if not isinstance(seeds, list) or not seeds or len(seeds) > MAX_SEEDS:
+            return  # none, or refused whole by the field
+        if "fields" not in data:
+            return  # ``fields`` refused whole: no seed key can be judged
+
+        columns, id_type = _seed_columns(data["fields"])
+        # Positions of the raw list: the loaded one leaves out items that are no objects.
+        rows = [(p, row) for p, row in enumerate(seeds) if isinstance(row, dict)]
+        _, errors = load_seed_rows(rows, values_schema(columns, False), id_type)
+        # A key naming a field that failed to load is not unknown: its field is reported.
+        judged = {*columns, "id"} if id_type is not None else set(columns)
+        failed = _declared_names(original_data.get("fields")) - judged
+        for position in list(errors):
+            kept = {k: v for k, v in errors[position].items() if k not in failed}
+            errors[position] = kept
+            if not kept:
+                del errors[position]
+        if errors:
+            raise ValidationError({"seeds": errors})
+
+    def handle_error(
+        self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any
+    ) -> None:
+        # The field's errors come before the schema checks' ones: list items in their order.
+        if isinstance(error.messages, dict):
+            for key, value in error.messages.items():
+                if isinstance(value, dict) and all(type(k) is int for k in value):
+                    error.messages[key] = dict(sorted(value.items()))
+
+
+def load_seed_rows(
+    rows: Iterable[tuple[int, dict[str, Any]]], schema: Schema, id_type: str | None
+) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+    """Each seed row loaded like ``create`` values, and the messages of each refused one
+    by its position. A seed may give an ``integer`` or ``uuid`` id (``id_type`` None: an id
+    whose type is unknown, left unchecked); a ``string`` id is in ``schema``."""
+    loaded, errors = [], {}
+    for position, row in rows:
+        row = dict(row)
+        seed_id = row.pop("id", None) if id_type != "string" else None
+        problems: dict[str, Any] = {}
+        try:
+            values = schema.load(row)
+        except ValidationError as e:
+            problems.update(e.messages_dict)
+        if seed_id is not None and id_type is not None:
+            try:
+                seed_id = load_value(id_type, seed_id)
+            except ValidationError as e:
+                problems["id"] = e.messages
+        if problems:
+            errors[position] = problems
+            continue
+        if seed_id is not None:
+            values["id"] = seed_id
+        loaded.append(values)
+    return loaded, errors
+
+
+def _seed_columns(
+    fields: list[dict[str, Any]],
+) -> tuple[dict[str, tuple[str, bool, bool]], str | None]:
+    """The columns seeds can be loaded against, from the fields that loaded with a type,
+    and the id's type (None when ``id`` is declared without a valid one)."""
+    columns: dict[str, tuple[str, bool, bool]] = {}
+    id_type: str | None = "integer"
+    for field in fields:
+        name, field_type = field.get("name"), field.get("type")
+        if name == "id":
+            id_type = field_type if field_type in ID_TYPES else None
+        elif name is not None and field_type is not None:
+            # A ``required`` that did not load counts as optional: nothing is called missing.
+            required = field.get("required") is True
+            mandatory = required and field.get("default") is None
+            columns.setdefault(name, (field_type, mandatory, not required))
+    if id_type == "string":
+        columns = {"id": ("string", True, False), **columns}
+    return columns, id_type
+
+
+def _declared_names(fields: Any) -> set[Any]:
+    """Every name the raw ``fields`` give, loaded or not."""
+    if not isinstance(fields, list):
+        return set()
+    return {
+        f["name"] for f in fields if isinstance(f, dict) and type(f.get("name")) is str
+    }
 
 
 def _index_problems(

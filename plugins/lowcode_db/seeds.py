@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from marshmallow import ValidationError
 from psycopg2 import sql
 
 from lowcode_db.ddl import SEEDS_TABLE, qualified
 from lowcode_db.model import Table
 from lowcode_db.queries import insert_statement
-from lowcode_db.values import load_value
+from lowcode_db.schema import load_seed_rows
 from lowcode_runtime.errors import ValidationFailed
 
 if TYPE_CHECKING:
@@ -20,22 +19,12 @@ if TYPE_CHECKING:
 
 
 def load_seeds(table: Table) -> list[dict[str, Any]]:
-    """Every seed row loaded against the table (VALIDATION_FAILED at ``dataSource.seeds.N``)."""
-    loaded, errors = [], {}
+    """Every seed row loaded against the table (VALIDATION_FAILED at ``dataSource.seeds.N``).
+
+    The definition's schema refused bad seeds already; this turns them into bound values.
+    """
     schema = table.values_schema(partial=False)
-    for position, row in enumerate(table.seeds):
-        row = dict(row)
-        seed_id = row.pop("id", None) if table.id_type != "string" else None
-        try:
-            values = schema.load(row)
-            if seed_id is not None:
-                values["id"] = load_value(table.id_type, seed_id)
-        except ValidationError as e:
-            errors[position] = (
-                e.messages if isinstance(e.messages, dict) else {"id": e.messages}
-            )
-            continue
-        loaded.append(values)
+    loaded, errors = load_seed_rows(enumerate(table.seeds), schema, table.id_type)
     if errors:
         raise ValidationFailed.from_messages(errors, "dataSource.seeds")
     return loaded
