@@ -171,7 +171,7 @@ def _authenticate(
     if header.strip() and scheme.lower() != "bearer":
         # The scheme is not echoed: a caller who left it out sent the token in its place.
         return errors.Unauthorized(
-            "the Authorization header does not use the Bearer scheme: send "
+            "the Authorization header uses a scheme other than Bearer: send "
             "'Authorization: Bearer <token>'"
         )
     if scheme.lower() != "bearer" or not given.strip():
