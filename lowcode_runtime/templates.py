@@ -29,6 +29,7 @@ __all__ = [
     "TEMPLATE",
     "bad_templates",
     "check_templates",
+    "header_value_problem",
     "iter_strings",
     "json_depth",
     "missing_param",
@@ -253,6 +254,16 @@ def _child(value: Any, part: str) -> Any:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def header_value_problem(name: str, value: str) -> str | None:
+    """Why ``value`` may not be sent as header ``name``, or None when it may."""
+    if _CONTROL.search(value):
+        return (
+            f"header {name!r} may not hold CR, LF or another control character "
+            "(U+0000-U+001F, U+007F-U+009F)"
+        )
+    return None
+
+
 def missing_param(path: str, error: MissingParam) -> errors.ValidationFailed:
     """``VALIDATION_FAILED`` at ``path`` for a template naming a param the call lacks."""
     message = f"{error}: give it in params or remove it from the template"
@@ -302,11 +313,7 @@ def render_headers(
         if values is None:
             continue
         value = ", ".join(values)
-        if _CONTROL.search(value):
-            message = (
-                f"header {name!r} may not hold CR, LF or another control character "
-                "(U+0000-U+001F, U+007F-U+009F)"
-            )
+        if message := header_value_problem(name, value):
             where = f"{path}.{name}"
             raise errors.ValidationFailed(
                 message, [{"path": where, "message": message}]

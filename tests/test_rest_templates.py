@@ -107,6 +107,24 @@ async def test_every_violation_of_a_definition_is_listed_at_once(client, upstrea
     assert upstream.requests == []
 
 
+BAD_HEADERS = {"Host": "x", "Content-Length": "5", "Bad Name": "x", "X-Ctl": "a\nb"}
+
+
+@pytest.mark.parametrize(
+    "headers", [BAD_HEADERS, {**BAD_HEADERS, "X-Obj": {"a": 1}, "X-Null": None}]
+)
+async def test_every_header_problem_is_listed_at_once(client, upstream, headers):
+    # A value of the wrong type used to hide the rest, and a control character came alone.
+    response, body = await execute(
+        client, {"url": upstream.url("/echo"), "headers": headers}
+    )
+
+    assert response.status == 400, body
+    paths = [d["path"] for d in body["error"]["details"]]
+    assert sorted(paths) == sorted(f"dataSource.headers.{name}" for name in headers)
+    assert upstream.requests == []
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
