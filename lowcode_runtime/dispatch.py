@@ -20,7 +20,13 @@ from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import debug_enabled, hot_line, logger
 from lowcode_runtime.middleware import DEADLINE
-from lowcode_runtime.requests import UNPRINTABLE, project_id_of, read_json_object
+from lowcode_runtime.requests import (
+    MAX_NAME_LENGTH,
+    UNPRINTABLE,
+    is_printable_name,
+    project_id_of,
+    read_json_object,
+)
 from lowcode_runtime.types import Call, DataSourceType, Result
 
 EXECUTE_PATH = "/v1/projects/{projectId}/datasources/execute"
@@ -36,7 +42,7 @@ class DataSourceRefSchema(Schema):
     name = fields.String(
         required=True,
         validate=[
-            validate.Length(min=1, max=200),
+            validate.Length(min=1, max=MAX_NAME_LENGTH),
             validate.Regexp(
                 f"^[^{UNPRINTABLE.pattern[1:-1]}]*$",
                 error="must not hold control or bidirectional formatting characters",
@@ -132,7 +138,7 @@ def _note_call_meta(request: web.Request, body: dict[str, Any]) -> None:
     source, operation = body.get("dataSource"), body.get("operation")
     if not isinstance(source, dict) or not isinstance(operation, str):
         return
-    if isinstance(source.get("type"), str) and _printable(source.get("name"), 200):
+    if isinstance(source.get("type"), str) and is_printable_name(source.get("name")):
         request[envelope.CALL_META] = {
             "dataSource": source["name"],
             "type": source["type"],
@@ -145,11 +151,6 @@ _BODY_KEYS = frozenset(ExecuteRequestSchema().fields)
 
 def _short_text(value: Any, longest: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= longest
-
-
-def _printable(value: Any, longest: int) -> bool:
-    """A name fit to stand in an answer's meta and a log line."""
-    return _short_text(value, longest) and not UNPRINTABLE.search(value)
 
 
 def plainly_valid(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -165,7 +166,7 @@ def plainly_valid(body: dict[str, Any]) -> dict[str, Any] | None:
         body.keys() <= _BODY_KEYS
         and isinstance(source, dict)
         and _short_text(source.get("type"), 100)
-        and _printable(source.get("name"), 200)
+        and is_printable_name(source.get("name"))
         and _short_text(body.get("operation"), 100)
         and isinstance(params, dict)
     ):

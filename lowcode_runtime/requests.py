@@ -31,6 +31,17 @@ UNPRINTABLE = re.compile(
 """Control characters (C0, DEL, C1) and the bidirectional controls, which can make a log line
 read otherwise than it is written (U+202E turns the rest of a line around)."""
 MAX_PROJECT_ID_LENGTH = 256
+MAX_NAME_LENGTH = 200
+"""Longest dataSource name."""
+
+
+def is_printable_name(value: Any) -> bool:
+    """A dataSource name fit to stand in an answer's meta and a log line."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_NAME_LENGTH
+        and not UNPRINTABLE.search(value)
+    )
 
 
 def checked_project_id(project_id: object) -> str:

@@ -79,6 +79,14 @@ async def test_status_of_a_project_id_with_a_control_character_is_400(db, projec
     assert "control characters" in body["error"]["message"]
 
 
+async def test_status_of_a_project_id_that_is_not_utf8_is_400(db):
+    response = await db.client.get("/preview/status/qa-%FF", headers=AUTH)
+    body = await response.json()
+
+    assert response.status == 400, body
+    assert body["error"]["details"][0]["path"] == "projectId"
+
+
 def run_cli(database_url, *args, **variables):
     env = {
         **os.environ,
@@ -176,6 +184,18 @@ def test_migrate_rejects_a_bad_definition(database_url, project_id, tmp_path):
     result = run_cli(database_url, "migrate", project_id, str(definition))
     assert result.returncode == 1
     assert "VALIDATION_FAILED" in result.stderr
+
+
+def test_migrate_refuses_a_name_with_a_control_character(
+    database_url, project_id, tmp_path
+):
+    definition = tmp_path / "nul.json"
+    definition.write_text(json.dumps({**ORDERS, "name": "a\u0000b"}))
+
+    result = run_cli(database_url, "migrate", project_id, str(definition))
+
+    assert result.returncode == 1
+    assert "VALIDATION_FAILED" in result.stderr and "control" in result.stderr
 
 
 def _catalog_and_log(database_url, project_id):

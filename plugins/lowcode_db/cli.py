@@ -43,6 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def load_definition(path: Path) -> tuple[str, dict[str, Any]]:
     """The dataSource name and its loaded definition, from a file as in the execute body."""
     from lowcode_db.schema import DefinitionSchema
+    from lowcode_runtime.requests import MAX_NAME_LENGTH, is_printable_name
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -55,6 +56,11 @@ def load_definition(path: Path) -> tuple[str, dict[str, Any]]:
     document.pop("type", None)
     if not isinstance(name, str) or not name:
         raise ValidationFailed(f"{path}: the dataSource needs a name")
+    if not is_printable_name(name):
+        raise ValidationFailed(
+            f"{path}: the dataSource name must be at most {MAX_NAME_LENGTH} characters, "
+            "without control or bidirectional formatting characters"
+        )
     try:
         return name, DefinitionSchema().load(document)
     except ValidationError as e:

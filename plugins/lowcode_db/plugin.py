@@ -38,7 +38,7 @@ from lowcode_runtime.errors import (
     flatten_messages,
 )
 from lowcode_runtime.metrics import MIGRATIONS
-from lowcode_runtime.requests import checked_project_id
+from lowcode_runtime.requests import project_id_of
 
 # Errors that mean the tables this process believed in are gone or changed under it (a
 # schema, table or column missing; a column of another type than its definition's, which
@@ -174,7 +174,7 @@ async def handle(call: Call) -> Result:
 
 async def status_route(request: web.Request) -> web.Response:
     """``GET /preview/status/{projectId}``."""
-    project_id = checked_project_id(request.match_info["projectId"])
+    project_id = project_id_of(request)
     async with _database(request.app)[0].session() as session:
         data = await read_status(session, project_id)
     return ok_response(request, data)
