@@ -433,6 +433,32 @@ async def test_absent_params_elsewhere_are_validation_failed(client, definition,
     assert "params." in body["error"]["message"]
 
 
+NULL_IN_URL = (
+    "params.o is null; the URL cannot hold it: give it a value (a query entry that is "
+    "this param alone is left out instead)"
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1/echo/{{ params.o }}",
+        "http://127.0.0.1:1/echo/a-{{ params.o }}",
+        "http://127.0.0.1:1/echo?x={{ params.o }}",
+        "http://{{ params.o }}/echo",
+    ],
+)
+async def test_a_null_param_in_the_url_is_refused(client, upstream, url):
+    # It was sent as the text 'null', as if that were its value.
+    response, body = await execute(client, {"url": url}, params={"o": None})
+
+    assert response.status == 400, body
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert body["error"]["details"] == [
+        {"path": "dataSource.url", "message": NULL_IN_URL}
+    ]
+
+
 # Every character of Unicode category Cc: C0, DEL and C1 (NEL U+0085, CSI U+009B ...).
 CONTROL_VALUES = [
     "a\r\nX-Injected: 1",

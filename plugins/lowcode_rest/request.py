@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -19,9 +20,12 @@ from lowcode_rest.schema import body_depth_problem, effective_body_type
 from lowcode_runtime import errors
 from lowcode_runtime.outbound import USER_AGENT, Outbound
 from lowcode_runtime.templates import (
+    TEMPLATE,
     Context,
     MissingParam,
+    Ref,
     missing_param,
+    parse_ref,
     render_entry,
     render_headers,
     stringify,
@@ -71,10 +75,10 @@ def _rendered_url(template: str, ctx: Context) -> URL:
     authority, tail = rest[:cut], rest[cut:]
 
     try:
-        authority = ctx.render(authority, _host_value)
+        authority = _render_part(authority, ctx, _host_value)
         path, sep, after = _split_path(tail)
         segments = [_render_segment(segment, ctx) for segment in path.split("/")]
-        after = ctx.render(after, encode_value)
+        after = _render_part(after, ctx, encode_value)
     except MissingParam as e:
         raise missing_param("dataSource.url", e) from None
 
@@ -98,6 +102,31 @@ def _rendered_url(template: str, ctx: Context) -> URL:
     return url.with_fragment(None)
 
 
+def _render_part(text: str, ctx: Context, encode: Callable[[str], str]) -> str:
+    """A part of the URL rendered, where a null param has no spelling: text ``null`` would
+    be sent as if it were the value."""
+    return TEMPLATE.sub(lambda match: encode(_url_text(match, ctx)), text)
+
+
+def _url_text(match: re.Match[str], ctx: Context) -> str:
+    ref = parse_ref(match.group(1))
+    assert ref is not None, "definitions are validated before they are rendered"
+    value = ctx.lookup(ref)
+    if value is None:
+        message = _null_in_url(ref)
+        raise errors.ValidationFailed(
+            message, [{"path": "dataSource.url", "message": message}]
+        )
+    return stringify(value)
+
+
+def _null_in_url(ref: Ref) -> str:
+    return (
+        f"{ref} is null; the URL cannot hold it: give it a value (a query entry "
+        "that is this param alone is left out instead)"
+    )
+
+
 def _split_path(tail: str) -> tuple[str, str, str]:
     for i, char in enumerate(tail):
         if char in "?#":
@@ -106,7 +135,7 @@ def _split_path(tail: str) -> tuple[str, str, str]:
 
 
 def _render_segment(segment: str, ctx: Context) -> str:
-    rendered = ctx.render(segment, encode_value)
+    rendered = _render_part(segment, ctx, encode_value)
     if rendered in (".", "..") and rendered != segment:
         message = "a param may not form the path segment '.' or '..'"
         raise errors.ValidationFailed(
