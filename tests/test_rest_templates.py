@@ -437,6 +437,7 @@ NULL_IN_URL = (
     "params.o is null; the URL cannot hold it: give it a value (a query entry that is "
     "this param alone is left out instead)"
 )
+NOT_GIVEN = "is not given: give it in params or remove it from the template"
 
 
 @pytest.mark.parametrize(
@@ -457,6 +458,38 @@ async def test_a_null_param_in_the_url_is_refused(client, upstream, url):
     assert body["error"]["details"] == [
         {"path": "dataSource.url", "message": NULL_IN_URL}
     ]
+
+
+async def test_every_absent_param_is_listed_at_once(client, upstream):
+    response, body = await execute(
+        client,
+        {
+            "method": "POST",
+            "url": upstream.url(
+                "/{{ params.a }}/{{params.b.c}}/{{ params.o }}?x={{ params.q }}"
+            ),
+            "query": {"opt": "{{ params.opt }}", "tag": ["t", "t-{{ params.t }}"]},
+            "headers": {"X-Opt": "{{ params.h }}", "X-V": "v {{ params.v }}"},
+            "body": {"z": "{{ params.z }}", "text": "{{ params.y }} {{ params.z }}"},
+        },
+        params={"b": {}, "o": None},
+    )
+
+    assert response.status == 400, body
+    assert body["error"]["details"] == [
+        {"path": path, "message": message}
+        for path, message in [
+            ("dataSource.url", f"params.a {NOT_GIVEN}"),
+            ("dataSource.url", f"params.b.c {NOT_GIVEN}"),
+            ("dataSource.url", NULL_IN_URL),
+            ("dataSource.url", f"params.q {NOT_GIVEN}"),
+            ("dataSource.query.tag", f"params.t {NOT_GIVEN}"),
+            ("dataSource.headers.X-V", f"params.v {NOT_GIVEN}"),
+            ("dataSource.body", f"params.z {NOT_GIVEN}"),
+            ("dataSource.body", f"params.y {NOT_GIVEN}"),
+        ]
+    ]
+    assert upstream.requests == []
 
 
 # Every character of Unicode category Cc: C0, DEL and C1 (NEL U+0085, CSI U+009B ...).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,11 +24,13 @@ from lowcode_runtime.templates import (
     Context,
     MissingParam,
     Ref,
+    iter_strings,
     missing_param,
     parse_ref,
     render_entry,
     render_headers,
     stringify,
+    whole_ref,
 )
 from lowcode_runtime.urls import url_problem
 
@@ -47,14 +49,57 @@ def encode_value(value: str) -> str:
 
 
 def build_request(definition: dict[str, Any], ctx: Context) -> Outbound:
-    """The request for ``definition``; an absent param outside query/headers is a 400."""
-    url = _render_url(definition["url"], ctx)
-    url = _add_query(url, definition["query"], ctx)
-    headers, secret_headers = render_headers(
-        definition["headers"], ctx, {"User-Agent": USER_AGENT}
-    )
-    body = _render_body(definition, ctx, headers)
+    """The request for ``definition``; a param it cannot hold (absent outside a query or header
+    entry of its own, null in the URL) is a 400 that names every such param."""
+    try:
+        url = _render_url(definition["url"], ctx)
+        url = _add_query(url, definition["query"], ctx)
+        headers, secret_headers = render_headers(
+            definition["headers"], ctx, {"User-Agent": USER_AGENT}
+        )
+        body = _render_body(definition, ctx, headers)
+    except errors.ValidationFailed as e:
+        # Rendering stops at the first problem; the caller wants every param at fault at once.
+        details = _unique([*e.details, *_param_problems(definition, ctx)])
+        if details == e.details:
+            raise
+        raise errors.ValidationFailed.from_details(details) from None
     return Outbound(definition["method"], url, headers, body, secret_headers)
+
+
+def _param_problems(definition: dict[str, Any], ctx: Context) -> list[dict[str, str]]:
+    """Each absent param where one is an error, and each null one in the URL, where it stands."""
+    places = [("dataSource.url", definition["url"])]
+    for section in ("query", "headers"):
+        for key, entry in definition[section].items():
+            places.extend(
+                (f"dataSource.{section}.{key}", item)
+                for item in (entry if isinstance(entry, list) else [entry])
+                if not (isinstance(item, str) and whole_ref(item))  # absent: left out
+            )
+    places.append(("dataSource.body", definition.get("body")))
+
+    found: list[dict[str, str]] = []
+    for path, value in places:
+        for ref in _param_refs(value):
+            try:
+                if ctx.lookup(ref) is None and path == "dataSource.url":
+                    found.append({"path": path, "message": _null_in_url(ref)})
+            except MissingParam as e:
+                found.extend(missing_param(path, e).details)
+    return found
+
+
+def _param_refs(value: Any) -> Iterator[Ref]:
+    for text in iter_strings(value):
+        for match in TEMPLATE.finditer(text):
+            ref = parse_ref(match.group(1))
+            if ref is not None and ref.kind == "params":
+                yield ref
+
+
+def _unique(details: list[dict[str, str]]) -> list[dict[str, str]]:
+    return list({(d["path"], d["message"]): d for d in details}.values())
 
 
 def _render_url(template: str, ctx: Context) -> URL:
