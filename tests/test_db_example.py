@@ -52,7 +52,7 @@ async def test_the_documented_requests_answer_as_documented(db):
             assert answer["meta"]["page"]["total"] == 1
 
 
-HEREDOC = re.compile(r"^cat > (\S+) <<'EOF'\n(.*?)\nEOF$", re.M | re.S)
+HEREDOC = re.compile(r"^cat > \"\$DEMO_DIR/(\S+)\" <<'EOF'\n(.*?)\nEOF$", re.M | re.S)
 COMMAND = re.compile(
     r"^\.venv/bin/python -m lowcode_runtime (migrate .*?)(?:\s+#.*)?$", re.M
 )
@@ -64,9 +64,17 @@ def test_the_documented_commands_run_as_documented(database_url, project_id, tmp
     assert (
         "\npython -m" not in text
     )  # the venv's interpreter, as the README installs it
+    # Files go to a folder of their own, never into the repository the commands run from.
+    assert '\nDEMO_DIR="$(mktemp -d)"\n' in text
+    assert all(
+        t.startswith('"$DEMO_DIR/') for t in re.findall(r"^cat > (\S+)", text, re.M)
+    )
     ((file_name, body),) = HEREDOC.findall(text)
     (tmp_path / file_name).write_text(body)
-    commands = [shlex.split(c) for c in COMMAND.findall(text)]
+    commands = [
+        [word.replace("$DEMO_DIR", str(tmp_path)) for word in shlex.split(c)]
+        for c in COMMAND.findall(text)
+    ]
     assert [c[-1] for c in commands] == ["--dry-run", "--json"]
     documented = commands[0][1]
 
