@@ -23,13 +23,15 @@ from typing import Any
 
 from aiohttp import web
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
 from gunicorn.glogging import Logger as GunicornLogger
 
 from lowcode_runtime import events, metrics
 from lowcode_runtime.app import create_app
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import StdlibToLoguru, flush_logs, logger
-from lowcode_runtime.plugins import PluginManager, build_type_registry
+from lowcode_runtime.plugins import PluginError, PluginManager, build_type_registry
 
 SHUTDOWN_GRACE_S = 25.0
 """How long in-flight requests may run after SIGTERM; below the usual 30 s of orchestrators."""
@@ -191,6 +193,7 @@ def _serve_workers(
 
     async def app_factory() -> web.Application:
         app = create_app(settings, pm)
+        app.on_startup[:] = [_boot_or_refuse(hook) for hook in app.on_startup]
 
         async def announce(app: web.Application) -> None:
             logger.bind(
@@ -234,8 +237,16 @@ def _serve_workers(
         WorkersApplication(app_factory, options).run()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except HaltServer as e:
+        # Raised past gunicorn's own handler when a second worker fails while it halts.
+        code = e.exit_status
     else:
         code = 0
+    if os.getpid() == master and code == Arbiter.WORKER_BOOT_ERROR:
+        logger.bind(event=events.SERVICE_RESOURCE_FAILED, workers=workers).error(
+            "a worker failed to start, so the service does not serve (its line says why)"
+        )
+        code = 1  # a start-up failure, as with one worker
 
     if os.getpid() != master:
         # A worker leaves through here too, as the fork returned into the arbiter's run(). It
@@ -247,6 +258,26 @@ def _serve_workers(
         os._exit(code)
     metrics_dir.cleanup()
     return code
+
+
+def _boot_or_refuse(
+    hook: Callable[[web.Application], Awaitable[None]],
+) -> Callable[[web.Application], Awaitable[None]]:
+    """A start-up hook of a worker's app; a plugin that refuses to start ends the worker.
+
+    One ``plugin.refused`` line, as with one worker, then gunicorn's boot-error exit, which
+    halts the arbiter: raised on, the error would be logged by gunicorn with its traceback.
+    """
+
+    async def boot(app: web.Application) -> None:
+        try:
+            await hook(app)
+        except PluginError as e:
+            logger.bind(event=events.PLUGIN_REFUSED, pid=os.getpid()).error(str(e))
+            flush_logs()
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
+
+    return boot
 
 
 class WorkersApplication(BaseApplication):

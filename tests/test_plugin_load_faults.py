@@ -234,6 +234,28 @@ async def test_a_plugin_that_cannot_start_stops_start_up_with_one_line_naming_it
     assert not service.events("service.command_failed")
 
 
+async def test_with_workers_a_plugin_that_cannot_start_stops_start_up_in_json_lines(
+    site, database_url
+):
+    write_distribution(site, "lowcode-nostart", "nostart_plugin", NO_START, "nostart")
+    env = clean_environ(
+        RUNTIME_BACKEND_AUTH_TOKEN=TOKEN,
+        DATABASE_URL=database_url,
+        PYTHONPATH=str(site),
+    )
+    service = Service(site, env, ("--workers", "2")).start()
+    try:
+        assert await service.wait_exit(timeout=60) == 1, service.text()
+    finally:
+        service.kill()
+        sys.modules.pop("nostart_plugin", None)
+
+    assert service.events("plugin.refused"), service.text()
+    assert "Traceback" not in service.text()
+    for line in service.text().splitlines():
+        assert line.startswith("{"), f"not a JSON line: {line}"
+
+
 COMMANDS_RAISE = """
 from lowcode_runtime import hookimpl
 
