@@ -11,6 +11,9 @@ from aiocache import BaseCache
 from lowcode_runtime import events
 from lowcode_runtime.logs import logger
 
+FAILURE_LINE_EVERY_S = 60.0
+"""While the counter store fails, how often the error line repeats."""
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -42,6 +45,8 @@ class RateLimiter:
         self.window_ms = window_ms
         self._window = -1
         self._counts: dict[str, int] = {}
+        self._failures = 0  # store failures since the last line that said so
+        self._next_failure_line = 0.0
 
     async def hit(self, key: str) -> Verdict:
         now_ms = time.time() * 1000
@@ -63,14 +68,29 @@ class RateLimiter:
                     )
             except Exception as e:
                 # Failing open: a broken counter store must not take every preview down.
-                logger.bind(event=events.RATE_LIMIT_STORE_FAILED).opt(
-                    exception=e
-                ).error("rate-limit store failed; request let through")
+                self._store_failed(e)
                 return Verdict(True, self.limit, self.limit, reset)
 
         return Verdict(
             count <= self.limit, self.limit, max(0, self.limit - count), reset
         )
+
+    def _store_failed(self, error: Exception) -> None:
+        """One error line a minute at most, counting the requests let through since the last:
+        a line (with its traceback) per request would flood the logs while Redis is down."""
+        self._failures += 1
+        now = time.monotonic()
+        if now < self._next_failure_line:
+            return
+        self._next_failure_line = now + FAILURE_LINE_EVERY_S
+        first = self._failures == 1
+        logger.bind(
+            event=events.RATE_LIMIT_STORE_FAILED, requestsLetThrough=self._failures
+        ).opt(exception=error if first else None).error(
+            f"rate-limit store failed ({type(error).__name__}); "
+            f"{self._failures} request(s) let through since the last such line"
+        )
+        self._failures = 0
 
     async def close(self) -> None:
         if self.cache is not None:

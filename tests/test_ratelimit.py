@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 
+from lowcode_runtime.logs import flush_logs, setup_logging
 from lowcode_runtime.ratelimit import RateLimiter
+from lowcode_runtime.shared_state import make_cache
 
 
 async def test_each_key_has_its_own_count_within_a_window():
@@ -24,3 +28,24 @@ async def test_a_new_window_starts_every_count_over():
     await asyncio.sleep(0.12)  # past the 100 ms window, whatever its phase
     assert (await limiter.hit("client:1")).allowed
     assert len(limiter._counts) == 1  # the last window's keys are gone
+
+
+async def test_a_failing_store_lets_requests_through_and_says_so_once_a_minute(
+    unused_tcp_port,
+):
+    stream = io.StringIO()
+    setup_logging("info", "json", stream=stream)
+    # A Redis URL where nothing listens: the real client, failing as it does in production.
+    cache = make_cache(f"redis://127.0.0.1:{unused_tcp_port}/0", "test:")
+    limiter = RateLimiter(cache, 1, 60_000)
+    try:
+        verdicts = [await limiter.hit("project:a") for _ in range(5)]
+    finally:
+        await limiter.close()
+        flush_logs()
+        setup_logging("warning", "json")
+
+    assert all(verdict.allowed for verdict in verdicts)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [failed] = [line for line in lines if line["event"] == "ratelimit.store_failed"]
+    assert failed["requestsLetThrough"] == 1 and "exception" in failed
