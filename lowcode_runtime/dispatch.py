@@ -15,7 +15,11 @@ from aiohttp import web
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from lowcode_runtime import envelope, errors, events, metrics
-from lowcode_runtime.handler_tasks import escaped_prompt_handler, run_handler
+from lowcode_runtime.handler_tasks import (
+    escaped_prompt_handler,
+    log_handler_fault,
+    run_handler,
+)
 from lowcode_runtime.json_check import first_non_json, result_shape_problem
 from lowcode_runtime.keys import PLUGIN_MANAGER, SECRETS, SETTINGS, TYPE_REGISTRY
 from lowcode_runtime.logs import debug_enabled, hot_line, logger
@@ -276,6 +280,11 @@ async def execute(request: web.Request) -> web.Response:
     try:
         try:
             result = await run_handler(call, registered)
+        except errors.RuntimeBackendError:
+            raise
+        except Exception as e:
+            log_handler_fault(registered, e)
+            raise errors.Internal() from None
         except BaseException as e:
             if registered.type.cancels_promptly and escaped_prompt_handler(
                 registered, e

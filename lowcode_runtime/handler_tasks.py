@@ -147,6 +147,12 @@ def escaped_prompt_handler(owner: RegisteredType, error: BaseException) -> bool:
     return True
 
 
+def log_handler_fault(owner: RegisteredType, error: Exception) -> None:
+    """Log an exception a handler raised that is none of the contract's, naming its plugin
+    (the caller answers INTERNAL)."""
+    _log_escape(owner.plugin.name, describe(owner), error)
+
+
 def _being_cancelled() -> bool:
     """Whether someone (the deadline, the server stopping) asked the current task to stop."""
     task = asyncio.current_task()

@@ -261,7 +261,7 @@ def _serve_workers(
 
 
 def _boot_or_refuse(
-    hook: Callable[[web.Application], Awaitable[None]],
+    hook: Callable[[web.Application], Awaitable[object]],
 ) -> Callable[[web.Application], Awaitable[None]]:
     """A start-up hook of a worker's app; a plugin that refuses to start ends the worker.
 

@@ -190,6 +190,27 @@ async def test_internal_error_hides_the_exception(client, logs):
 
 
 @pytest.mark.parametrize("cancels_promptly", [False, True])
+async def test_a_handlers_plain_exception_is_logged_naming_its_plugin(
+    make_client, logs, cancels_promptly
+):
+    plugin = EchoPlugin(cancels_promptly=cancels_promptly)
+    client = await make_client(
+        extra_plugins=(("echo", plugin),), load_entry_points=False
+    )
+
+    response = await client.post(
+        EXECUTE, json=call(operation="crash", params={}), headers=AUTH
+    )
+
+    assert response.status == 500
+    [fault] = logs.events("http.unhandled_error")
+    assert fault["plugin"] and "ZeroDivisionError" in fault["message"]
+    assert "ZeroDivisionError" in fault["exception"]
+    [line] = logs.events("dataSource.call.error")
+    assert line["errorCode"] == "INTERNAL"
+
+
+@pytest.mark.parametrize("cancels_promptly", [False, True])
 async def test_deadline_cancels_the_handler(make_client, cancels_promptly):
     plugin = EchoPlugin(cancels_promptly=cancels_promptly)
     client = await make_client(
