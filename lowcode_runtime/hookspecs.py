@@ -136,6 +136,8 @@ def datasource_call_started(call: Call) -> None:
 
     Synchronous and on the hot path: record, do not wait. An exception here is logged
     (``plugin.hook_failed``) and the call goes on; this holds for every call-life-cycle hook.
+    A call refused before its handler (invalid, or of an unknown type or operation) calls no
+    call-life-cycle hook; it is still logged and counted in ``/metrics``.
     """
 
 
