@@ -24,7 +24,8 @@ _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _DIGITS = b"0123456789"
 
 
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 UNPRINTABLE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
@@ -68,10 +69,15 @@ def checked_project_id(project_id: object) -> str:
 
 def project_id_of(request: web.Request) -> str:
     """The path's projectId, checked; VALIDATION_FAILED where its percent-encoding is not
-    UTF-8 (``%FF``): the router would keep such a text as it is, the same projectId as the
-    one spelt ``%25FF``."""
+    UTF-8 (``%FF``) or not an escape at all (``%G1``, a lone ``%``): the router would keep
+    such a text as it is, the same projectId as the one spelt ``%25FF``."""
+    raw = request.raw_path.partition("?")[0]
     try:
-        unquote(request.raw_path.partition("?")[0], errors="strict")
+        unquote(raw, errors="strict")
+        if _MALFORMED_ESCAPE.search(raw):
+            raise UnicodeDecodeError(
+                "utf-8", b"%", 0, 1, "a % not followed by two hex digits"
+            )
     except UnicodeDecodeError:
         message = "must be percent-encoded UTF-8"
         raise errors.ValidationFailed(

@@ -130,9 +130,15 @@ async def test_project_id_with_a_control_character_is_rejected(client, encoded):
     [
         ("qa-%FF", "must be percent-encoded UTF-8"),
         ("qa-%ED%A0%80", "must be percent-encoded UTF-8"),
+        ("qa-%C2%85x", "must not hold control characters"),
         ("p" * 257, "must be at most 256 characters"),
     ],
-    ids=["not-utf8", "surrogate", "too-long"],
+    ids=[
+        "not-utf8",
+        "surrogate",
+        "c1-control",
+        "too-long",
+    ],
 )
 async def test_a_project_id_that_is_no_text_or_too_long_is_refused(
     client, encoded, problem
@@ -143,6 +149,24 @@ async def test_a_project_id_that_is_no_text_or_too_long_is_refused(
     body = await response.json()
     assert response.status == 400
     assert body["error"]["details"] == [{"path": "projectId", "message": problem}]
+
+
+@pytest.mark.parametrize("raw", [b"qa-%G1", b"qa-2%"])
+async def test_a_project_id_with_a_percent_that_is_no_escape_is_refused(client, raw):
+    # Sent as written: the test client would encode the "%" as "%25".
+    body = json.dumps(call()).encode()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /v1/projects/" + raw + b"/datasources/execute HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: " + AUTH["Authorization"].encode() + b"\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    answer = await reader.read()
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b'"path":"projectId"' in answer
 
 
 async def test_a_project_id_holding_a_percent_sign_is_its_own(client):
