@@ -18,8 +18,8 @@ from aiohttp import web
 
 from lowcode_runtime import __version__, events
 from lowcode_runtime.config import ConfigError, Settings, load_settings
-from lowcode_runtime.logs import logger, setup_logging
-from lowcode_runtime.masking import mask
+from lowcode_runtime.logs import flush_logs, logger, setup_logging
+from lowcode_runtime.masking import mask, register_secret
 from lowcode_runtime.plugin_routes import add_plugin_routes
 from lowcode_runtime.plugins import (
     PluginError,
@@ -106,18 +106,25 @@ def add_plugin_commands(
 
 
 def generate_token_if_missing(settings: Settings) -> Settings:
-    """With no token configured, make one and log it in one line, the only line that holds it."""
+    """With no token configured, make one and log it in one line, the only line that holds it.
+
+    The token, made or configured, is then masked like a secret in every later line: a
+    plugin's error or a caller's URL may hold it without the word Bearer before it.
+    """
     if settings.auth_token:
         if len(settings.auth_token) < MIN_TOKEN_LENGTH:
             logger.bind(event=events.CONFIG_WARNING).warning(
                 f"RUNTIME_BACKEND_AUTH_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters; "
                 "use a long random token outside of tests"
             )
+        register_secret(settings.auth_token)
         return settings
     token = secrets.token_urlsafe(32)
     logger.bind(event=events.SERVICE_TOKEN_GENERATED, _unmasked=True).warning(
         f"RUNTIME_BACKEND_AUTH_TOKEN is not set; generated service token: {token}"
     )
+    flush_logs()  # written before the token is masked
+    register_secret(token)
     return settings.replace(auth_token=token)
 
 

@@ -178,6 +178,21 @@ def test_a_short_configured_token_is_accepted_with_a_warning(logs):
     assert "short" not in logs.events("service.config_warning")[0].get("token", "")
 
 
+def test_the_service_token_is_masked_in_later_lines_wherever_it_stands(logs):
+    from lowcode_runtime.cli import generate_token_if_missing
+    from lowcode_runtime.logs import logger
+
+    token = "configured-token-for-masking-0123456789"
+    generate_token_if_missing(Settings(auth_token=token))
+    logger.bind(event="test.line").warning(f"http://{token}.invalid/ failed")
+
+    assert token not in logs.text
+    made = generate_token_if_missing(Settings()).auth_token
+    assert made in logs.events("service.token_generated")[0]["message"]
+    logger.bind(event="test.line").warning(f"plugin saw {made}")
+    assert logs.text.count(made) == 1, "only the line that announces it"
+
+
 def test_a_failing_command_prints_one_masked_line():
     result = run_cli(
         "status", "p1", DATABASE_URL="mysql://user:supersecretpw@db.invalid/x"
