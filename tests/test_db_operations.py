@@ -742,3 +742,16 @@ async def test_every_definition_violation_is_reported(db, definition, details):
     assert [path for path, _ in found] == [f"dataSource.{path}" for path, _ in details]
     for (_, message), (_, expected) in zip(found, details, strict=True):
         assert expected is None or message == expected
+
+
+@pytest.mark.parametrize(
+    "moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
+)
+async def test_a_datetime_past_the_years_a_read_can_hold_is_refused(db, moment):
+    status, body = await db.call(
+        "create", {"values": {"title": "edge", "placed_at": moment}}
+    )
+
+    assert status == 400, body
+    assert [d["path"] for d in body["error"]["details"]] == ["params.values.placed_at"]
+    assert (await db.ok("list"))["data"] == []

@@ -180,6 +180,13 @@ class DateTimeValue(fields.Field):
             raise ValidationError(message) from e
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
+        try:
+            moment.astimezone(dt.UTC)
+        except OverflowError as e:
+            # PostgreSQL would store it, and no read of the table could turn it back.
+            raise ValidationError(
+                "expected a date and time from 0001-01-01 to 9999-12-31 in UTC"
+            ) from e
         return moment
 
 
