@@ -614,3 +614,23 @@ async def test_a_changed_default_fills_the_rows_created_after_it(make_db_client)
     assert created["data"]["amount"] is None
     rows = (await db.ok("list", {"sort": ["id"]}, data_source=changed))["data"]
     assert [row["status"] for row in rows] == ["new", "open"]
+
+
+async def test_a_process_that_trusts_the_log_still_writes_its_definitions_default(
+    make_db_client,
+):
+    first = await make_db_client()
+    before = copy.deepcopy(ORDERS)
+    after = with_fields()
+    for field in after["fields"]:
+        if field["name"] == "status":
+            field["default"] = "open"
+    await first.ok("create", {"values": {"title": "a"}}, data_source=before)
+    await first.ok("create", {"values": {"title": "b"}}, data_source=after)
+
+    # A new process finds the first definition applied in the log and migrates nothing:
+    # the column's default is still the second one's.
+    second = await make_db_client()
+    created = await second.ok("create", {"values": {"title": "c"}}, data_source=before)
+
+    assert created["data"]["status"] == "new"

@@ -13,7 +13,7 @@ from typing import Any
 from marshmallow import ValidationError
 from psycopg2 import sql
 
-from lowcode_db.ddl import qualified
+from lowcode_db.ddl import default_sql, qualified
 from lowcode_db.dsl import FilterCompiler, Problems, compile_sort, select_names
 from lowcode_db.model import Table, placeholder
 from lowcode_db.rows import adapt, row_to_json, to_json
@@ -253,17 +253,28 @@ def insert_statement(
     returning: sql.Composable,
     skip_existing_id: bool = False,
 ) -> tuple[sql.Composed, list[Any]]:
-    """``INSERT ... RETURNING`` of loaded ``values`` (DEFAULT VALUES when empty), and its params."""
+    """``INSERT ... RETURNING`` of loaded ``values`` (DEFAULT VALUES when empty), and its params.
+
+    The definition's defaults of the fields not given are written into the statement: the
+    column's own default may be an older definition's, which a process that finds this
+    definition applied in the migrations log never migrates again.
+    """
     target = qualified(schema, table.name)
-    if not values:
+    defaulted = [c for c in table.columns if c.has_default and c.name not in values]
+    if not values and not defaulted:
         statement = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}")
         return statement.format(target, returning), []
 
     names = list(values)
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) {}RETURNING {}").format(
         target,
-        _columns(names),
-        sql.SQL(", ").join(placeholder(table.column_type(n)) for n in names),
+        _columns([*names, *(c.name for c in defaulted)]),
+        sql.SQL(", ").join(
+            [
+                *(placeholder(table.column_type(n)) for n in names),
+                *(default_sql(c) for c in defaulted),
+            ]
+        ),
         sql.SQL("ON CONFLICT (id) DO NOTHING " if skip_existing_id else ""),
         returning,
     )
