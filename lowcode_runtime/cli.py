@@ -18,7 +18,7 @@ from aiohttp import web
 
 from lowcode_runtime import __version__, events
 from lowcode_runtime.config import ConfigError, Settings, load_settings
-from lowcode_runtime.logs import flush_logs, logger, setup_logging
+from lowcode_runtime.logs import logger, setup_logging
 from lowcode_runtime.masking import mask, register_secret
 from lowcode_runtime.plugin_routes import add_plugin_routes
 from lowcode_runtime.plugins import (
@@ -123,8 +123,7 @@ def generate_token_if_missing(settings: Settings) -> Settings:
     logger.bind(event=events.SERVICE_TOKEN_GENERATED, _unmasked=True).warning(
         f"RUNTIME_BACKEND_AUTH_TOKEN is not set; generated service token: {token}"
     )
-    flush_logs()  # written before the token is masked
-    register_secret(token)
+    register_secret(token)  # after the line above, which was masked as it was logged
     return settings.replace(auth_token=token)
 
 

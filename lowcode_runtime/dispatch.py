@@ -26,10 +26,10 @@ from lowcode_runtime.logs import debug_enabled, hot_line, logger
 from lowcode_runtime.middleware import DEADLINE
 from lowcode_runtime.requests import (
     MAX_NAME_LENGTH,
-    UNPRINTABLE,
     is_printable_name,
     project_id_of,
     read_json_object,
+    unprintable_name,
 )
 from lowcode_runtime.types import Call, DataSourceType, Result
 
@@ -47,10 +47,7 @@ class DataSourceRefSchema(Schema):
         required=True,
         validate=[
             validate.Length(min=1, max=MAX_NAME_LENGTH),
-            validate.Regexp(
-                f"^[^{UNPRINTABLE.pattern[1:-1]}]*$",
-                error="must not hold control or bidirectional formatting characters",
-            ),
+            unprintable_name,
         ],
     )
 

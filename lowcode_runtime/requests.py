@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
+from marshmallow import ValidationError
 
 from lowcode_runtime import errors
 from lowcode_runtime.keys import SETTINGS
@@ -24,7 +25,8 @@ _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _DIGITS = b"0123456789"
 
 
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc): C0, tab included, DEL and C1."""
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 UNPRINTABLE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
@@ -49,7 +51,7 @@ def checked_project_id(project_id: object) -> str:
     """The projectId itself, or VALIDATION_FAILED when it is empty, blank, longer than
     :data:`MAX_PROJECT_ID_LENGTH` or holds a control character: the rule of every route that
     takes one (the execute route, a plugin's own)."""
-    if isinstance(project_id, str) and _CONTROL_CHARACTER.search(project_id):
+    if isinstance(project_id, str) and CONTROL_CHARACTER.search(project_id):
         raise errors.ValidationFailed(
             "projectId must not hold control characters",
             [{"path": "projectId", "message": "must not hold control characters"}],
@@ -72,18 +74,31 @@ def project_id_of(request: web.Request) -> str:
     UTF-8 (``%FF``) or not an escape at all (``%G1``, a lone ``%``): the router would keep
     such a text as it is, the same projectId as the one spelt ``%25FF``."""
     raw = request.raw_path.partition("?")[0]
-    try:
-        unquote(raw, errors="strict")
-        if _MALFORMED_ESCAPE.search(raw):
-            raise UnicodeDecodeError(
-                "utf-8", b"%", 0, 1, "a % not followed by two hex digits"
-            )
-    except UnicodeDecodeError:
+    # Most paths hold no escape at all, and are not decoded here.
+    if "%" in raw and not _percent_encoded_utf8(raw):
         message = "must be percent-encoded UTF-8"
         raise errors.ValidationFailed(
             f"projectId {message}", [{"path": "projectId", "message": message}]
-        ) from None
+        )
     return checked_project_id(request.match_info["projectId"])
+
+
+def _percent_encoded_utf8(raw: str) -> bool:
+    if _MALFORMED_ESCAPE.search(raw):
+        return False
+    try:
+        unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def unprintable_name(value: str) -> None:
+    """A marshmallow validator: :data:`UNPRINTABLE` has no place in a name."""
+    if UNPRINTABLE.search(value):
+        raise ValidationError(
+            "must not hold control or bidirectional formatting characters"
+        )
 
 
 def _reject_constant(name: str) -> Any:

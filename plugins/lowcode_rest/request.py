@@ -131,9 +131,8 @@ def _rendered_url(template: str, ctx: Context) -> URL:
     try:
         url = URL(rendered, encoded=True)
         problem = url_problem(url)
-    except (
-        ValueError
-    ) as e:  # yarl's own text is not for people and might quote the host
+    except ValueError as e:
+        # yarl's own text is not for people, and might quote the host.
         problem = (
             "the URL's host is not a valid IPv6 address"
             if "IPv6" in str(e)
