@@ -104,3 +104,21 @@ def test_the_kept_tables_stay_bounded():
     big = {**_loaded(ORDERS), "seeds": [{"title": "x" * model.MAX_KEPT_DEFINITION}]}
     assert tables.get(big) == build_table(big)
     assert all(entry[0] is not big for entry in tables._entries.values())
+
+
+def test_a_unique_constraint_is_named_by_its_fields_under_either_index_name():
+    definition = {
+        "table": "pairs",
+        "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": "string"}],
+        "indexes": [{"fields": ["a", "b"], "unique": True}],
+    }
+    table = build_table(DefinitionSchema().load(definition))
+    index = table.indexes[0]
+
+    assert table.unique_fields(index.name) == ("a", "b")
+    legacy = model.legacy_index_name("pairs", ("a", "b"), True)
+    assert legacy != index.name
+    assert table.unique_fields(legacy) == ("a", "b")
+    assert table.unique_fields("pairs_pkey") == ("id",)
+    assert table.unique_fields("someone_elses") is None
+    assert table.unique_fields(None) is None

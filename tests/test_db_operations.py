@@ -703,6 +703,29 @@ async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
     )
 
 
+async def test_a_value_too_long_for_a_column_narrowed_behind_the_service_says_so(
+    db, database_url
+):
+    import psycopg2
+
+    from lowcode_db.tenancy import schema_name
+
+    await db.ok("list", data_source=PAIR)
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            f'ALTER TABLE "{schema_name(db.project)}".pairs ALTER a TYPE varchar(3)'
+        )
+    connection.close()
+
+    status, body = await db.call("create", {"values": {"a": "four"}}, data_source=PAIR)
+    assert status == 400, body
+    assert body["error"]["details"] == [
+        {"path": "params.values.a",
+         "message": "PostgreSQL rejected this value of pairs as too long for its column"}
+    ]  # fmt: skip
+    assert (await db.ok("list", data_source=PAIR))["data"] == []
+
+
 @pytest.mark.parametrize(
     ("definition", "details"),
     [

@@ -292,7 +292,9 @@ def test_a_dry_run_of_a_new_schema_leaves_no_schema(database_url, project_id, tm
         database_url, "migrate", project_id, str(definition), "--json", **seeds
     )
     assert applied.returncode == 1
-    assert (
-        json.loads(applied.stdout)["error"]["message"]
-        == json.loads(dry.stdout)["changes"][0]
-    )
+    message = json.loads(applied.stdout)["error"]["message"]
+    assert message == json.loads(dry.stdout)["changes"][0]
+    assert message.endswith(
+        "break a unique index': two seeds, or a seed and a row already there, hold the "
+        "same value of (x): make the seeds' values distinct"
+    ), message

@@ -527,10 +527,21 @@ def _failure_message(table: Table, step: Step | None, error: psycopg2.Error) -> 
     hint = _what_to_do(table, step, error.pgcode)
     if error.pgcode == "23505" and hint is None:
         what = f"seeds of table {table.name} break a unique index"
+        hint = _duplicate_seeds(table, error.diag.constraint_name)
     reason = error.diag.message_primary if error.pgcode in {"23502", "42804"} else None
     detail = f": {hint or reason}" if hint or reason else f" (SQLSTATE {error.pgcode})"
     return (
         f"table {table.name}: PostgreSQL rejected the migration step '{what}'{detail}"
+    )
+
+
+def _duplicate_seeds(table: Table, constraint: str | None) -> str:
+    """What to change when seeds hold a value that a unique index already has."""
+    fields = table.unique_fields(constraint)
+    which = f"({', '.join(fields)})" if fields else "a unique index's fields"
+    return (
+        f"two seeds, or a seed and a row already there, hold the same value of {which}: "
+        "make the seeds' values distinct"
     )
 
 

@@ -85,6 +85,19 @@ class Table:
         """A declared column, ``id`` included."""
         return self.id_column if name == "id" else self.by_name.get(name)
 
+    def unique_fields(self, constraint: str | None) -> tuple[str, ...] | None:
+        """The fields of the unique constraint PostgreSQL named, None for one unknown here.
+
+        The index may carry the name an earlier version gave it.
+        """
+        if constraint and constraint.endswith("_pkey"):
+            return ("id",)
+        for index in self.indexes:
+            legacy = legacy_index_name(self.name, index.fields, index.unique)
+            if constraint in (index.name, legacy):
+                return index.fields
+        return None
+
     def column_type(self, name: str) -> str:
         """The type of a column the params were checked against (KeyError for another)."""
         return self.id_type if name == "id" else self.by_name[name].type

@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 
 from lowcode_db import cli
 from lowcode_db.migrations import Migrator, Reporter, Target
-from lowcode_db.model import Table, TablesByDefinition, build_table, legacy_index_name
+from lowcode_db.model import Table, TablesByDefinition, build_table
 from lowcode_db.pool import Database, check_database_url
 from lowcode_db.queries import BUILDERS, read_rows, table_problems
 from lowcode_db.schema import DefinitionSchema, operation_schemas
@@ -88,21 +88,8 @@ def _map_error(
 ) -> Exception:
     """A contract error for what PostgreSQL rejected; the message names fields, never values."""
     if error.pgcode == "23505":
-        constraint = error.diag.constraint_name or ""
-        index = next(
-            (
-                i
-                for i in table.indexes
-                if constraint
-                in (i.name, legacy_index_name(table.name, i.fields, i.unique))
-            ),
-            None,
-        )
-        what = ""
-        if index is not None:
-            what = f" ({', '.join(index.fields)})"
-        elif constraint.endswith("_pkey"):
-            what = " (id)"
+        fields = table.unique_fields(error.diag.constraint_name)
+        what = f" ({', '.join(fields)})" if fields else ""
         return Conflict(
             f"a row of {table.name} with the same unique value{what} already exists"
         )
@@ -115,23 +102,33 @@ def _map_error(
             ],
         )
     if error.pgcode and error.pgcode.startswith("22"):
-        return _out_of_range(table, params)
+        return _rejected_value(error.pgcode, table, params)
     return error
 
 
-def _out_of_range(table: Table, params: dict[str, Any]) -> ValidationFailed:
-    """The value PostgreSQL found out of range, named when the call wrote only one.
+# What PostgreSQL's data exceptions (class 22) found wrong with a value, as the end of a message.
+DATA_EXCEPTIONS = {
+    "22001": "as too long for its column",
+    "22003": "as out of range",
+    "22008": "as a date or time out of range",
+    "22021": "as text that the database's encoding cannot hold",
+}
+
+
+def _rejected_value(
+    pgcode: str, table: Table, params: dict[str, Any]
+) -> ValidationFailed:
+    """The value PostgreSQL rejected, named when the call wrote only one.
 
     PostgreSQL's error names no column (its column may have been changed behind the service),
     and reading compares values without storing them: only a single written value is sure.
     """
+    why = DATA_EXCEPTIONS.get(pgcode, "as not valid for its column's type")
     values = params.get("values")
     written = [n for n, v in values.items() if v is not None] if values else []
     if len(written) != 1:
-        return ValidationFailed(
-            f"PostgreSQL rejected a value of {table.name} as out of range"
-        )
-    message = f"PostgreSQL rejected this value of {table.name} as out of range"
+        return ValidationFailed(f"PostgreSQL rejected a value of {table.name} {why}")
+    message = f"PostgreSQL rejected this value of {table.name} {why}"
     return ValidationFailed.from_details(
         [{"path": f"params.values.{written[0]}", "message": message}]
     )
