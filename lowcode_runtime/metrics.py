@@ -9,6 +9,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     values,
 )
@@ -19,6 +20,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+# The ``*_created`` series exist in one process only (the multiprocess collector has none),
+# so a dashboard would see them come and go with WORKERS; and they double the scrape.
+disable_created_metrics()
 
 CALLS = Counter(
     "lowcode_datasource_calls_total",

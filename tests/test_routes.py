@@ -82,6 +82,8 @@ async def test_metrics_count_calls_and_requests(make_client):
     )
     assert "lowcode_datasource_call_duration_seconds_bucket" in text
     assert 'route="/v1/projects/{projectId}/datasources/execute"' in text
+    # One process answers the series that workers summed by a scrape answer, no more.
+    assert "_created" not in text
 
 
 async def test_plugins_route_lists_builtins(make_client):
