@@ -159,7 +159,9 @@ async def _start_plugins(app: web.Application) -> None:
         caller = pm.subset_hook_caller("runtime_startup", remove_plugins=others)
         try:
             await _await_all(caller(app=app, settings=app[keys.SETTINGS]))
-        except Exception as e:
+        except (Exception, SystemExit, KeyboardInterrupt) as e:
+            # A plugin's own exit or interrupt is its failure too: raised on, it would end
+            # one process with its code, and a worker's would be started again forever.
             info = pm.info_for(impl.plugin)
             logger.opt(exception=e).debug("traceback of the failed start-up")
             raise PluginError(

@@ -206,17 +206,29 @@ from lowcode_runtime import hookimpl
 
 @hookimpl
 async def runtime_startup(app, settings):
-    raise ConnectionError("cache at port 1 refused")
+    raise {error}
 """
 
 
 @pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        ('ConnectionError("cache at port 1 refused")',
+         "ConnectionError: cache at port 1 refused"),
+        # Not the process's own exit or interrupt: the plugin's failure, said so once.
+        ("SystemExit(3)", "SystemExit: 3"),
+        ("KeyboardInterrupt()", "KeyboardInterrupt"),
+    ],
+    ids=["error", "exit", "interrupt"],
+)  # fmt: skip
+@pytest.mark.parametrize(
     "args", [(), ("--workers", "2")], ids=["one-worker", "workers"]
 )
 async def test_a_plugin_that_cannot_start_stops_start_up_with_one_line_naming_it(
-    site, database_url, args
+    site, database_url, args, error, reason
 ):
-    write_distribution(site, "lowcode-nostart", "nostart_plugin", NO_START, "nostart")
+    plugin = NO_START.format(error=error)
+    write_distribution(site, "lowcode-nostart", "nostart_plugin", plugin, "nostart")
     env = clean_environ(
         RUNTIME_BACKEND_AUTH_TOKEN=TOKEN,
         DATABASE_URL=database_url,
@@ -234,7 +246,7 @@ async def test_a_plugin_that_cannot_start_stops_start_up_with_one_line_naming_it
         line["message"]
         == (
             "plugin 'nostart' (lowcode-nostart 1.2.3) failed to start, so the service does "
-            "not serve: ConnectionError: cache at port 1 refused"
+            f"not serve: {reason}"
         )
         for line in refused
     )
