@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import aiopg
 import psycopg2
 import pytest
@@ -28,5 +31,45 @@ async def test_embedded_server_starts_answers_and_stops(tmp_path, logs):
         )
     finally:
         stop_embedded(server)
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(url, connect_timeout=3)
+    [stopped] = logs.events("db.embedded_stopped")
+    assert (stopped["message"], stopped["running"]) == ("embedded PostgreSQL stopped", False)
+
+
+HOLDER = """
+import sys
+from lowcode_db.embedded import start_embedded
+server, url = start_embedded(sys.argv[1])
+print(url, flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_process_that_joined_the_server_leaves_it_running(tmp_path, logs):
+    """A command beside ``serve`` uses serve's server: leaving it must not stop it."""
+    folder = tmp_path / "postgres"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = holder.stdout.readline().strip()
+        assert url, "the holding process did not start the server"
+
+        server, _ = start_embedded(folder)
+        stop_embedded(server)
+
+        [stopped] = logs.events("db.embedded_stopped")
+        assert stopped["running"] is True
+        assert stopped["message"] == (
+            "embedded PostgreSQL left running for the other process using it"
+        )
+        psycopg2.connect(url, connect_timeout=3).close()
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(url, connect_timeout=3)

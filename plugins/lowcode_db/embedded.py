@@ -60,10 +60,19 @@ def start_embedded(data_dir: Path | str | None = None) -> tuple[Any, str]:
 
 
 def stop_embedded(server: Any) -> None:
-    """Stop a server started by :func:`start_embedded` (a no-op when already stopped)."""
+    """Let go of a server from :func:`start_embedded`; stops it unless another process uses it.
+
+    A command run beside ``serve`` joins serve's server, and leaving it must not stop it.
+    """
     server.cleanup()
-    logger.bind(event=events.DB_EMBEDDED_STOPPED, dataDir=str(server.pgdata)).info(
-        "embedded PostgreSQL stopped"
+    # PostgreSQL removes its postmaster.pid when it stops.
+    running = (Path(server.pgdata) / "postmaster.pid").exists()
+    logger.bind(
+        event=events.DB_EMBEDDED_STOPPED, dataDir=str(server.pgdata), running=running
+    ).info(
+        "embedded PostgreSQL left running for the other process using it"
+        if running
+        else "embedded PostgreSQL stopped"
     )
 
 
