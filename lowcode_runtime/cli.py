@@ -166,19 +166,33 @@ def run_plugins(args: argparse.Namespace) -> int:
         print(json.dumps({"types": rows, "failed": failed}, indent=2))
         return 0
 
-    for row in rows:
-        plugin = row["plugin"]
-        print(
-            f"{row['type']:<12} {', '.join(row['operations']):<40} "
-            f"{plugin['name']} {plugin['version']}"
+    table = [
+        (row["type"], ", ".join(row["operations"]), _distribution(row["plugin"]))
+        for row in rows
+    ] + [
+        (
+            f["entryPoint"],
+            "(failed to load)",
+            f"{_distribution(f['plugin'])}: {f['reason']}",
         )
-    for failure in failed:
-        plugin = failure["plugin"]
-        print(
-            f"{failure['entryPoint']:<12} {'(failed to load)':<40} "
-            f"{plugin['name']} {plugin['version']}: {failure['reason']}"
-        )
+        for f in failed
+    ]
+    print_columns(table)
     return 0
+
+
+def _distribution(plugin: dict[str, str]) -> str:
+    return f"{plugin['name']} {plugin['version']}"
+
+
+def print_columns(table: list[tuple[str, ...]]) -> None:
+    """Rows in columns as wide as their widest cell (the last one as it comes)."""
+    if not table:
+        return
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

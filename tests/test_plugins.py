@@ -159,10 +159,16 @@ def test_plugins_command_names_each_distribution_and_each_failure(site):
         "broken_plugin",
         "raise ImportError('needs libfoo\\nsecond line')\n",
     )
+    long_name = THIRD_PARTY.replace('"counter"', '"counter_with_a_rather_long_type_name"')
+    assert long_name != THIRD_PARTY
+    write_distribution(site, "lowcode-long", "long_plugin", long_name, "long")
 
     text = _plugins_command(site)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
+    # Each column starts where it does on every other line, whatever the names' lengths.
+    starts = {line.index(" lowcode-") for line in lines}
+    assert len(starts) == 1, text.stdout
     counter = next(line for line in lines if line.startswith("counter "))
     assert counter.split()[-2:] == ["lowcode-counter", "1.2.3"]
     broken = next(line for line in lines if line.startswith("broken_plugin "))
