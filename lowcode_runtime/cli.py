@@ -185,7 +185,7 @@ def _distribution(plugin: dict[str, str]) -> str:
     return f"{plugin['name']} {plugin['version']}"
 
 
-def print_columns(table: list[tuple[str, ...]]) -> None:
+def print_columns(table: Sequence[Sequence[str]]) -> None:
     """Rows in columns as wide as their widest cell (the last one as it comes)."""
     if not table:
         return

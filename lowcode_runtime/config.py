@@ -63,6 +63,18 @@ class EnvBoolean(mf.Boolean):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class BindHost(mf.String):
+    """A bind address; an IPv6 one may come in brackets, as in URLs (``[::1]``)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> str:
+        host = super()._deserialize(value, attr, data, **kwargs).strip()
+        if host.startswith("[") and host.endswith("]") and ":" in host:
+            return host[1:-1]
+        return host
+
+
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$"
@@ -124,11 +136,13 @@ class SettingsSchema(Schema):
         validate=validate.Range(min=0, max=65535),
         metadata={"doc": "HTTP port"},
     )
-    host = mf.String(
+    host = BindHost(
         data_key="HOST",
         load_default="0.0.0.0",
         validate=_bind_address,
-        metadata={"doc": "bind address: an IP address, or a host name that resolves"},
+        metadata={
+            "doc": "bind address: an IP address ([::1] too), or a host name that resolves"
+        },
     )
     log_level = LowerString(
         data_key="LOG_LEVEL",

@@ -252,8 +252,14 @@ def test_host_takes_an_ip_address_or_a_name_that_resolves(host):
     assert load_settings({"HOST": host}).host == host
 
 
+@pytest.mark.parametrize(("host", "bound"), [("[::1]", "::1"), (" [::] ", "::")])
+def test_an_ipv6_host_may_come_in_brackets(host, bound):
+    assert load_settings({"HOST": host}).host == bound
+
+
 @pytest.mark.parametrize(
-    "host", ["999.1.1.1", "no-such-host.invalid", "a b", "x" * 300]
+    "host",
+    ["999.1.1.1", "no-such-host.invalid", "a b", "x" * 300, "[127.0.0.1]", "[::1"],
 )
 def test_a_host_that_is_no_address_is_refused_naming_it(host):
     with pytest.raises(ConfigError, match="HOST=.* is invalid: expected an IP address"):

@@ -34,7 +34,10 @@ async def test_embedded_server_starts_answers_and_stops(tmp_path, logs):
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(url, connect_timeout=3)
     [stopped] = logs.events("db.embedded_stopped")
-    assert (stopped["message"], stopped["running"]) == ("embedded PostgreSQL stopped", False)
+    assert (stopped["message"], stopped["running"]) == (
+        "embedded PostgreSQL stopped",
+        False,
+    )
 
 
 HOLDER = """

@@ -159,7 +159,9 @@ def test_plugins_command_names_each_distribution_and_each_failure(site):
         "broken_plugin",
         "raise ImportError('needs libfoo\\nsecond line')\n",
     )
-    long_name = THIRD_PARTY.replace('"counter"', '"counter_with_a_rather_long_type_name"')
+    long_name = THIRD_PARTY.replace(
+        '"counter"', '"counter_with_a_rather_long_type_name"'
+    )
     assert long_name != THIRD_PARTY
     write_distribution(site, "lowcode-long", "long_plugin", long_name, "long")
 
