@@ -28,7 +28,7 @@ from lowcode_runtime.plugins import (
 )
 from lowcode_runtime.ratelimit import RateLimiter
 from lowcode_runtime.secrets import SecretsCache
-from lowcode_runtime.shared_state import make_cache
+from lowcode_runtime.shared_state import Breaker, make_cache
 
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "x-trace-id")
 EXPOSED_HEADERS = (
@@ -58,15 +58,17 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> web.Appli
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.TYPE_REGISTRY] = registry
     app[dispatch.DEFINITIONS] = dispatch.DefinitionCache()
+    redis = Breaker()  # one Redis: what one of its users learns, the other acts on
     app[keys.RATE_LIMITER] = RateLimiter(
         make_cache(settings.redis_url, "lowcode:ratelimit")
         if settings.redis_url
         else None,
         settings.rate_limit_max,
         settings.rate_limit_window_ms,
+        redis,
     )
     provider = pm.hook.register_secrets_provider(settings=settings)
-    app[keys.SECRETS] = SecretsCache(provider, settings)
+    app[keys.SECRETS] = SecretsCache(provider, settings, redis)
 
     setup_routes(app, pm)
     app[openapi.OPENAPI_KEY] = openapi.build_spec(

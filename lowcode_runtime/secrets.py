@@ -17,7 +17,7 @@ from lowcode_runtime.logs import logger
 from lowcode_runtime.masking import register_secret
 from lowcode_runtime.metrics import SECRETS_CACHE, child
 from lowcode_runtime.secrets_providers import SecretsFetchFailed
-from lowcode_runtime.shared_state import make_cache
+from lowcode_runtime.shared_state import Breaker, make_cache
 
 # How long past its TTL a set may still be served while the provider fails.
 STALE_FOR_SECONDS = 300.0
@@ -46,25 +46,32 @@ class SecretsCache:
 
     # Known gap: with REDIS_URL the cached values sit in Redis as plain JSON, so Redis must be
     # guarded like the secrets API itself; encrypting them needs a key the operator manages.
-    def __init__(self, provider: SecretsProvider | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        provider: SecretsProvider | None,
+        settings: Settings,
+        breaker: Breaker | None = None,
+    ) -> None:
         self.provider = provider
         self.ttl = settings.secrets_cache_ttl_ms / 1000
         self.cache = make_cache(settings.redis_url, CACHE_NAMESPACE)
+        self.shared = bool(settings.redis_url)
+        self.breaker = breaker or Breaker()
         self._inflight: dict[str, asyncio.Task[dict[str, str]]] = {}
-        # Without Redis only this process writes the cache, so a fresh entry it wrote is
-        # what reading the cache would give: kept here, it skips aiocache's layers.
-        self._written: dict[str, dict[str, Any]] | None = (
-            None if settings.redis_url else {}
-        )
+        # The entries this process wrote. Without Redis only this process writes the cache,
+        # so a fresh one is what reading the cache would give: kept here, it skips aiocache's
+        # layers. With Redis they stand in for it while it fails.
+        self._written: dict[str, dict[str, Any]] = {}
 
     async def get(self, project_id: str) -> Mapping[str, str]:
         """The project's secrets: fresh from the cache, else fetched once, else stale, else 503."""
-        written = self._written.get(project_id) if self._written is not None else None
+        own_only = not self.shared or not self.breaker.allows()
+        written = self._written.get(project_id) if own_only else None
         if written is not None and self._age(written) < self.ttl:
             child(SECRETS_CACHE, "hit").inc()
             return self._registered(project_id, written["secrets"])
 
-        entry = await self._read(project_id)
+        entry = written if own_only else await self._read(project_id)
         if entry is not None and self._age(entry) < self.ttl:
             child(SECRETS_CACHE, "hit").inc()
             return self._registered(project_id, entry["secrets"])
@@ -81,8 +88,7 @@ class SecretsCache:
         for task in list(self._inflight.values()):
             task.cancel()
         self._inflight.clear()
-        if self._written is not None:
-            self._written.clear()
+        self._written.clear()
         try:
             if self.provider is not None:
                 await self.provider.close()
@@ -138,31 +144,37 @@ class SecretsCache:
         ) from error
 
     async def _read(self, project_id: str) -> dict[str, Any] | None:
-        """The cached entry, or None; a cache that fails counts as empty (the API still works)."""
+        """The cached entry, else this process's own; a cache that fails is let be a while."""
         try:
             entry = await self.cache.get(project_id)
         except Exception as e:
             self._cache_failed("read", e)
-            return None
+            return self._written.get(project_id)
+        self.breaker.succeeded()
         if isinstance(entry, dict) and isinstance(entry.get("secrets"), dict):
             return entry
         return None
 
     async def _write(self, project_id: str, entry: dict[str, Any]) -> None:
+        if len(self._written) >= MAX_WRITTEN_KEPT:
+            self._written.clear()
+        self._written[project_id] = entry
+        if self.shared and not self.breaker.allows():
+            return
         try:
             await self.cache.set(project_id, entry, ttl=self.ttl + STALE_FOR_SECONDS)
         except Exception as e:
             self._cache_failed("write", e)
-            return
-        if self._written is not None:
-            if len(self._written) >= MAX_WRITTEN_KEPT:
-                self._written.clear()
-            self._written[project_id] = entry
 
-    @staticmethod
-    def _cache_failed(what: str, error: Exception) -> None:
-        logger.bind(event=events.SECRETS_CACHE_FAILED, operation=what).warning(
-            f"secrets cache {what} failed ({type(error).__name__}); going to the provider"
+    def _cache_failed(self, what: str, error: Exception) -> None:
+        self.breaker.failed()
+        logger.bind(
+            event=events.SECRETS_CACHE_FAILED,
+            operation=what,
+            coolDownS=self.breaker.cool_down_s,
+        ).warning(
+            f"secrets cache {what} failed ({type(error).__name__}); this process keeps its own "
+            f"sets and asks the cache again after {self.breaker.cool_down_s:g} s"
         )
 
     @staticmethod

@@ -6,10 +6,39 @@ limits per process when there are several (start-up warns about it).
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from aiocache import Cache
 from aiocache.serializers import JsonSerializer
+
+REDIS_TIMEOUT_S = 1.0
+"""How long one Redis command may take: a healthy Redis answers in a millisecond or two, and
+the rate limit waits for it on every request."""
+
+REDIS_COOL_DOWN_S = 10.0
+"""After a Redis command failed, how long the process does without Redis before asking again."""
+
+
+class Breaker:
+    """Whether to ask a shared store now: not for a while after it failed.
+
+    A Redis that drops packets costs each command its whole timeout; without the pause every
+    request would wait that long while it lasts.
+    """
+
+    def __init__(self, cool_down_s: float = REDIS_COOL_DOWN_S) -> None:
+        self.cool_down_s = cool_down_s
+        self._closed_at = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self._closed_at
+
+    def failed(self) -> None:
+        self._closed_at = time.monotonic() + self.cool_down_s
+
+    def succeeded(self) -> None:
+        self._closed_at = 0.0
 
 
 def make_cache(redis_url: str | None, namespace: str) -> Cache:
@@ -28,4 +57,5 @@ def make_cache(redis_url: str | None, namespace: str) -> Cache:
         password=parts.password,
         namespace=namespace,
         serializer=JsonSerializer(),
+        timeout=REDIS_TIMEOUT_S,
     )

@@ -134,3 +134,24 @@ def write_distribution(
 def envelope_ok(body: dict[str, Any]) -> Any:
     assert body["ok"] is True, body
     return body["data"]
+
+
+class SilentRedis:
+    """Accepts connections and reads every byte, never answers: a Redis behind a black hole."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._swallow, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _swallow(self, reader, writer) -> None:
+        while chunk := await reader.read(4096):
+            self.received += len(chunk)
+        writer.close()
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()

@@ -21,6 +21,7 @@ from lowcode_runtime.secrets_providers import (
     NoSecretsProvider,
 )
 from tests.fixtures.upstream import execute
+from tests.support import SilentRedis
 
 
 def counter(result: str) -> float:
@@ -311,3 +312,25 @@ async def test_cache_is_shared_through_redis(make_cache, secrets_api):
         assert len(secrets_api.state.requests) == 1
     finally:
         await first.cache.delete(project)
+
+
+async def test_a_silent_redis_is_let_be_and_the_process_keeps_its_own_sets(
+    make_cache, secrets_api
+):
+    """A Redis that never answers costs one timeout, not one per call, and no extra fetch."""
+    secrets_api.state.secrets["p1"] = {"A": "value-of-a"}
+    silent = SilentRedis()
+    port = await silent.start()
+    try:
+        cache = make_cache(redis_url=f"redis://127.0.0.1:{port}/0")
+        assert await cache.get("p1") == {
+            "A": "value-of-a"
+        }  # the read waited its timeout
+        asked = silent.received
+        assert asked > 0 and not cache.breaker.allows()
+
+        assert await cache.get("p1") == {"A": "value-of-a"}
+        assert silent.received == asked
+        assert len(secrets_api.state.requests) == 1
+    finally:
+        await silent.close()
