@@ -39,6 +39,7 @@ __all__ = [
     "render_headers",
     "secret_names",
     "stringify",
+    "unclosed_template",
     "whole_ref",
 ]
 
@@ -166,13 +167,36 @@ def check_templates(value: Any) -> None:
         raise ValidationError(message)
 
 
-def _bad_template_message(value: Any) -> str | None:
-    bad = [t for text in iter_strings(value) for t in bad_templates(text)]
-    if not bad:
+def unclosed_template(text: str) -> str | None:
+    """Why ``text`` holds a ``{{`` that no ``}}`` closes (quoting it), or None."""
+    outside = TEMPLATE.sub("", text)
+    start = outside.find("{{")
+    if start < 0:
         return None
-    names = ", ".join(repr(t) for t in dict.fromkeys(bad))
-    plural = "s" if len(set(bad)) > 1 else ""
-    return f"unknown template{plural} {names}: use {{{{ params.a.b }}}} or {{{{ secrets.NAME }}}}"
+    opening = outside[start:]
+    if len(opening) > 40:
+        opening = f"{opening[:40]}..."
+    return f"the template {opening!r} is not closed; end it with '}}}}'"
+
+
+def _bad_template_message(value: Any) -> str | None:
+    bad: list[str] = []
+    unclosed: list[str] = []
+    for text in iter_strings(value):
+        if "{{" in text:
+            bad.extend(bad_templates(text))
+            if message := unclosed_template(text):
+                unclosed.append(message)
+
+    messages = unclosed[:1]
+    if bad:
+        names = ", ".join(repr(t) for t in dict.fromkeys(bad))
+        plural = "s" if len(set(bad)) > 1 else ""
+        messages.append(
+            f"unknown template{plural} {names}: "
+            "use {{ params.a.b }} or {{ secrets.NAME }}"
+        )
+    return "; ".join(messages) or None
 
 
 _ABSENT = object()

@@ -14,6 +14,7 @@ from lowcode_rest.schema import RequestParamsSchema, RestDefinitionSchema
 from lowcode_runtime import errors, events
 from lowcode_runtime.templates import (
     Context,
+    check_templates,
     iter_strings,
     json_depth,
     render_headers,
@@ -244,6 +245,42 @@ async def test_an_unclosed_template_in_the_url_is_named(client, upstream, url, o
         }
     ]
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("part", "path"),
+    [
+        ({"query": {"q": "a {{ params.q"}}, "dataSource.query.q"),
+        ({"headers": {"X-Key": "Bearer {{ secrets.KEY"}}, "dataSource.headers.X-Key"),
+        ({"method": "POST", "body": {"deep": ["{{ params.q"]}}, "dataSource.body.deep"),
+        (
+            {"method": "POST", "bodyType": "text", "body": "hi {{params.q"},
+            "dataSource.body",
+        ),
+    ],
+)
+async def test_an_unclosed_template_anywhere_is_named_and_nothing_is_sent(
+    client, upstream, part, path
+):
+    """Sent as text, a typo would reach the upstream; every part refuses it as the url does."""
+    definition = {"url": upstream.url("/echo"), **part}
+    response, body = await execute(client, definition, params={"q": "v"})
+
+    assert response.status == 400, body
+    [detail] = body["error"]["details"]
+    assert detail["path"] == path
+    assert detail["message"].startswith("the template '{{"), detail
+    assert detail["message"].endswith("is not closed; end it with '}}'"), detail
+    assert upstream.requests == []
+
+
+def test_an_unclosed_and_an_unknown_template_are_both_named():
+    with pytest.raises(ValidationError) as raised:
+        check_templates({"x": ["{{ nope }} and {{ params.a"]})
+    assert raised.value.messages == {
+        "x": "the template '{{ params.a' is not closed; end it with '}}'; unknown template "
+        "'{{ nope }}': use {{ params.a.b }} or {{ secrets.NAME }}"
+    }
 
 
 @pytest.mark.parametrize(

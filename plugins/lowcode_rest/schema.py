@@ -32,6 +32,7 @@ from lowcode_runtime.templates import (
     header_value_problem,
     json_depth,
     secret_names,
+    unclosed_template,
 )
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -89,20 +90,12 @@ def _url(value: str) -> None:
         raise ValidationError(
             "expected an absolute http:// or https:// URL with a host"
         )
-    outside = TEMPLATE.sub("", value)
     # Checked first: the space of an unclosed '{{ params.x' would read as a stray one.
-    if (start := outside.find("{{")) >= 0:
-        opening = _opening(outside[start:])
-        raise ValidationError(
-            f"the template {opening!r} is not closed; end it with '}}}}'"
-        )
-    if any(c.isspace() for c in outside):
+    if message := unclosed_template(value):
+        raise ValidationError(message)
+    if any(c.isspace() for c in TEMPLATE.sub("", value)):
         raise ValidationError("the URL may not hold white space; percent-encode it")
     check_templates(value)
-
-
-def _opening(text: str, longest: int = 40) -> str:
-    return text if len(text) <= longest else f"{text[:longest]}..."
 
 
 def check_header_values(value: dict[str, Any]) -> None:
