@@ -111,7 +111,7 @@ async def test_a_cancelled_statement_ends_before_its_cancel_on_the_server(
 
 
 async def test_a_migration_waiting_for_its_lock_ends_at_the_deadline(
-    make_db_client, database_url
+    make_db_client, database_url, logs
 ):
     """The db type is awaited in the request's task; its migration path ends promptly too."""
     db = await make_db_client(request_timeout_ms=500, database_pool_max=1)
@@ -141,7 +141,10 @@ async def test_a_migration_waiting_for_its_lock_ends_at_the_deadline(
     finally:
         holder.close()
 
-    # The migration was rolled back whole: the next call applies it.
+    # The migration was rolled back whole, and said so: the next call applies it.
+    [cut] = [e for e in logs.events("db.migration") if e["outcome"] == "cancelled"]
+    assert cut["level"] == "warning" and cut["projectId"] == db.project
+    assert "rolled back" in cut["message"]
     assert (await db.ok("list"))["data"] == []
 
 

@@ -318,22 +318,35 @@ async def migrate(
         outcome = await _migrate_in_transaction(session, target, dry_run, trust_log)
     except MigrationStopped:
         raise  # its log rows are committed already
+    except asyncio.CancelledError:
+        await _rollback(session)
+        _migration_line(target, "cancelled").warning(
+            f"migration for {schema}.{table.name} cut off (the request's deadline passed, or "
+            "the service is stopping) and rolled back; the next call tries again"
+        )
+        raise
     except BaseException:
         await _rollback(session)
         raise
     await session.execute("ROLLBACK" if dry_run else "COMMIT")
 
     if outcome.outcome != "unchanged" and not dry_run:
-        logger.bind(
-            event=events.DB_MIGRATION,
-            projectId=target.project_id,
-            schema=schema,
-            dataSource=target.data_source,
-            table=table.name,
-            outcome=outcome.outcome,
-            statements=len(outcome.statements),
-        ).info(f"migration {outcome.outcome} for {schema}.{table.name}")
+        _migration_line(target, outcome.outcome, len(outcome.statements)).info(
+            f"migration {outcome.outcome} for {schema}.{table.name}"
+        )
     return outcome
+
+
+def _migration_line(target: Target, outcome: str, statements: int = 0) -> Any:
+    return logger.bind(
+        event=events.DB_MIGRATION,
+        projectId=target.project_id,
+        schema=target.schema,
+        dataSource=target.data_source,
+        table=target.table.name,
+        outcome=outcome,
+        statements=statements,
+    )
 
 
 async def _rollback(session: Session) -> None:
