@@ -703,6 +703,34 @@ async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
     )
 
 
+async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
+    db, database_url
+):
+    """Rows written behind the service (or by a type change) with an infinity, a year past
+    9999 or one before Christ: every read of the table used to answer INTERNAL."""
+    import psycopg2
+
+    from lowcode_db.tenancy import schema_name
+
+    await db.ok("list", data_source=TYPED)
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{schema_name(db.project)}".things (label, day, at) VALUES '
+            "('inf', 'infinity', 'infinity'), ('far', '10000-01-01', '10000-01-01T00:00Z'), "
+            "('bc', '0044-03-15 BC', '0044-03-15 12:00+00 BC')"
+        )
+    connection.close()
+
+    rows = (await db.ok("list", {"sort": ["id"]}, data_source=TYPED))["data"]
+    assert [(r["label"], r["day"], r["at"]) for r in rows] == [
+        ("inf", "Infinity", "Infinity"),
+        ("far", "+10000-01-01", "+10000-01-01T00:00:00+00:00"),
+        ("bc", "-0043-03-15", "-0043-03-15T12:00:00+00:00"),
+    ]
+    one = await db.ok("get", {"id": rows[1]["id"]}, data_source=TYPED)
+    assert one["data"]["at"] == "+10000-01-01T00:00:00+00:00"
+
+
 async def test_a_value_too_long_for_a_column_narrowed_behind_the_service_says_so(
     db, database_url
 ):

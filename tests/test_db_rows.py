@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lowcode_db.rows import register_typecasters, row_to_json, to_json
+from lowcode_db.rows import beyond_python, register_typecasters, row_to_json, to_json
 
 column_values = st.one_of(
     st.none(),
@@ -84,3 +84,56 @@ def test_numeric_text_of_the_boundaries(numeric_cursors):
         "12345678901234567890.123456789", "9.90",
     ]  # fmt: skip
     assert row[8] == 1.5 and isinstance(row[9], dt.datetime)  # other types as before
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        ("'infinity'::timestamptz", "Infinity"),
+        ("'-infinity'::timestamptz", "-Infinity"),
+        ("'infinity'::date", "Infinity"),
+        ("'-infinity'::date", "-Infinity"),
+        ("'10000-01-01T00:00:00Z'::timestamptz", "+10000-01-01T00:00:00+00:00"),
+        ("'10000-01-01'::date", "+10000-01-01"),
+        (
+            "'0044-03-15 12:00:00.25+02 BC'::timestamptz",
+            "-0043-03-15T10:00:00.250000+00:00",
+        ),
+        ("'0044-03-15 BC'::date", "-0043-03-15"),
+        ("'0001-01-01 BC'::date", "0000-01-01"),
+        ("'0001-01-01 01:00:00+05'::timestamptz", "0000-12-31T20:00:00+00:00"),
+    ],
+)
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_dates_and_times_python_cannot_hold_are_iso_8601(
+    numeric_cursors, literal, expected, zone
+):
+    """psycopg2 fails on them (every read of the table would) or reads an infinity as a date
+    a client would write back; whatever the session's time zone, a row answers them so."""
+    _, cursor = numeric_cursors
+    cursor.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
+    cursor.execute(f"SELECT {literal}")
+    [value] = cursor.fetchone()
+    assert to_json("datetime", value) == expected
+    cursor.execute("RESET TimeZone")
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+        timezones=st.timezones(),
+    ),
+    st.sampled_from(["UTC", "America/St_Johns", "Asia/Kathmandu", "Europe/Paris"]),
+)  # fmt: skip
+def test_the_way_beyond_python_agrees_with_python_where_both_can_go(
+    numeric_cursors, moment, zone
+):
+    """Its move to UTC in a year of the same place in the 400-year cycle, checked on the
+    years where Python's own can be compared."""
+    _, cursor = numeric_cursors
+    cursor.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
+    cursor.execute("SELECT %s::timestamptz, %s::timestamptz::text", (moment, moment))
+    value, text = cursor.fetchone()
+    cursor.execute("RESET TimeZone")
+    assert beyond_python(text) == to_json("datetime", value)
