@@ -703,6 +703,29 @@ async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
     )
 
 
+async def test_a_field_named_or_is_filtered_by_any_condition_but_a_list(db):
+    """``or`` with a list is the OR of filters; with any other value, the field's condition."""
+    fields = [{"name": "or", "type": "string"}, {"name": "n", "type": "integer"}]
+    named_or = {"type": "db", "name": "choices", "table": "choices", "fields": fields}
+    for values in ({"or": "x", "n": 1}, {"or": "y", "n": 2}, {"n": 3}):
+        await db.ok("create", {"values": values}, data_source=named_or)
+
+    async def picked(filter_):
+        rows = await db.ok(
+            "list", {"filter": filter_, "sort": ["n"]}, data_source=named_or
+        )
+        return [row["n"] for row in rows["data"]]
+
+    assert await picked({"or": "x"}) == [1]
+    assert await picked({"or": {"ne": "x"}}) == [2, 3]
+    assert await picked({"or": None}) == [3]
+    assert await picked({"or": [{"n": 1}, {"or": "y"}]}) == [1, 2]
+    assert await picked({"or": [{"or": {"startsWith": "y"}}, {"n": {"gt": 2}}]}) == [
+        2,
+        3,
+    ]
+
+
 async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
     db, database_url
 ):

@@ -114,7 +114,11 @@ class FilterCompiler:
                 )
             if self.conditions > MAX_CONDITIONS:
                 return self._sql("FALSE")
-            if key == "or":
+            # A field may be named ``or`` too: a list is the OR of filters, any other
+            # value that field's condition.
+            if key == "or" and (
+                isinstance(value, list) or self.table.column(key) is None
+            ):
                 parts.append(self._or(value, f"{path}.or", depth))
             else:
                 parts.append(self._field(key, value, f"{path}.{key}"))
