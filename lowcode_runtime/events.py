@@ -32,6 +32,7 @@ PLUGIN_HANDLER_OUTLIVED = "plugin.handler_outlived_cancellation"
 SECRETS_STALE = "secrets.stale_served"
 SECRETS_FETCH_FAILED = "secrets.fetch_failed"
 SECRETS_CACHE_FAILED = "secrets.cache_failed"
+SECRETS_SHORT_VALUE = "secrets.short_value"
 
 DB_EMBEDDED_STARTED = "db.embedded_started"
 DB_EMBEDDED_STOPPED = "db.embedded_stopped"

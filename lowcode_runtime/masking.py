@@ -84,6 +84,18 @@ class SecretRegistry:
                 self._settled, recent = _automaton(self._values), []
             self._recent = tuple(value for value in recent if value in self._values)
 
+    def retire(self, owner: str, current: Iterable[str]) -> None:
+        """``owner``'s values that are not among ``current`` are no longer its secrets.
+
+        Its error answers stop masking them (a removed secret would hide, say, a host the
+        caller needs to see); log lines still mask every value ever registered.
+        """
+        kept = {form for value in current for form in (value, *_encoded_forms(value))}
+        with self._lock:
+            for value, owners in self._values.items():
+                if owner in owners and value not in kept:
+                    owners.discard(owner)
+
     def found_in(self, text: str) -> set[str]:
         """The registered values that occur in ``text`` (overlapping ones included)."""
         settled, recent = self._settled, self._recent

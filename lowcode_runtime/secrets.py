@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from lowcode_runtime import errors, events
 from lowcode_runtime.config import Settings
 from lowcode_runtime.logs import logger
-from lowcode_runtime.masking import register_secret
+from lowcode_runtime.masking import MIN_SECRET_LENGTH, register_secret
+from lowcode_runtime.masking import secrets as registered_secrets
 from lowcode_runtime.metrics import SECRETS_CACHE, child
 from lowcode_runtime.secrets_providers import SecretsFetchFailed
 from lowcode_runtime.shared_state import Breaker, make_cache
@@ -122,6 +123,8 @@ class SecretsCache:
         found = await self.provider.fetch(project_id)
         secrets = {str(k): str(v) for k, v in found.items()}
         register_secret(*secrets.values(), owner=project_id)
+        registered_secrets.retire(project_id, secrets.values())
+        _warn_of_short(project_id, secrets)
         await self._write(project_id, {"secrets": secrets, "fetchedAt": time.time()})
         return secrets
 
@@ -186,6 +189,28 @@ class SecretsCache:
         # Register on every read: a set cached by another process is new to this one.
         register_secret(*secrets.values(), owner=project_id)
         return secrets
+
+
+_short_warned: set[tuple[str, str]] = set()
+
+
+def _warn_of_short(project_id: str, secrets: Mapping[str, str]) -> None:
+    """Once per project and name: a value this short is not masked in log lines (it would
+    mask ordinary words), though answers still redact it."""
+    for name, value in secrets.items():
+        if (
+            0 < len(value) < MIN_SECRET_LENGTH
+            and (project_id, name) not in _short_warned
+        ):
+            if len(_short_warned) >= MAX_WRITTEN_KEPT:
+                _short_warned.clear()
+            _short_warned.add((project_id, name))
+            logger.bind(
+                event=events.SECRETS_SHORT_VALUE, projectId=project_id, secret=name
+            ).warning(
+                f"secret {name!r} is shorter than {MIN_SECRET_LENGTH} characters: answers "
+                "redact it, but log lines cannot mask it; give it a longer value"
+            )
 
 
 def _reason(error: Exception) -> str:

@@ -334,3 +334,33 @@ async def test_a_silent_redis_is_let_be_and_the_process_keeps_its_own_sets(
         assert len(secrets_api.state.requests) == 1
     finally:
         await silent.close()
+
+
+async def test_a_secret_too_short_to_mask_in_logs_is_named_once(
+    make_cache, secrets_api, logs
+):
+    secrets_api.state.secrets["short-1"] = {"PIN": "123", "KEY": "long-enough"}
+    cache = make_cache(secrets_cache_ttl_ms=0)
+    await cache.get("short-1")
+    await cache.get("short-1")  # fetched again: said once only
+
+    [short] = logs.events("secrets.short_value")
+    assert (short["projectId"], short["secret"]) == ("short-1", "PIN")
+    assert "123" not in json.dumps(short)
+
+
+async def test_a_secret_removed_from_a_project_is_no_longer_masked_in_its_answers(
+    make_cache, secrets_api
+):
+    from lowcode_runtime.masking import mask_answer
+
+    secrets_api.state.secrets["rotating"] = {"HOST": "upstream.internal.test"}
+    cache = make_cache(secrets_cache_ttl_ms=0)
+    await cache.get("rotating")
+    message = "cannot reach upstream host 'upstream.internal.test'"
+    assert "upstream.internal.test" not in mask_answer(message, "rotating")
+
+    secrets_api.state.secrets["rotating"] = {"HOST": "elsewhere.internal.test"}
+    await cache.get("rotating")
+    assert mask_answer(message, "rotating") == message
+    assert "upstream.internal.test" not in mask(message)  # log lines still mask it
