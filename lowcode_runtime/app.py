@@ -27,6 +27,7 @@ from lowcode_runtime.plugins import (
     one_line_reason,
 )
 from lowcode_runtime.ratelimit import RateLimiter
+from lowcode_runtime.requests import empty_project_id_routed
 from lowcode_runtime.secrets import SecretsCache
 from lowcode_runtime.shared_state import Breaker, make_cache
 
@@ -89,7 +90,9 @@ def setup_routes(app: web.Application, pm: PluginManager) -> None:
     app.router.add_get("/openapi.json", openapi.openapi_document)
     app.router.add_get("/metrics", routes.metrics_text)
     app.router.add_get("/v1/plugins", routes.list_plugins)
-    app.router.add_post(dispatch.EXECUTE_PATH, dispatch.execute)
+    app.router.add_post(
+        empty_project_id_routed(dispatch.EXECUTE_PATH), dispatch.execute
+    )
     add_plugin_routes(app, pm)
 
 

@@ -49,12 +49,13 @@ def is_printable_name(value: Any) -> bool:
 
 def checked_project_id(project_id: object) -> str:
     """The projectId itself, or VALIDATION_FAILED when it is empty, blank, longer than
-    :data:`MAX_PROJECT_ID_LENGTH` or holds a control character: the rule of every route that
-    takes one (the execute route, a plugin's own)."""
-    if isinstance(project_id, str) and CONTROL_CHARACTER.search(project_id):
+    :data:`MAX_PROJECT_ID_LENGTH` or holds a control or bidirectional formatting character:
+    the rule of every route that takes one (the execute route, a plugin's own)."""
+    if isinstance(project_id, str) and UNPRINTABLE.search(project_id):
+        # It stands in log lines, as a dataSource's name does.
+        message = "must not hold control or bidirectional formatting characters"
         raise errors.ValidationFailed(
-            "projectId must not hold control characters",
-            [{"path": "projectId", "message": "must not hold control characters"}],
+            f"projectId {message}", [{"path": "projectId", "message": message}]
         )
     if isinstance(project_id, str) and len(project_id) > MAX_PROJECT_ID_LENGTH:
         message = f"must be at most {MAX_PROJECT_ID_LENGTH} characters"
@@ -67,6 +68,13 @@ def checked_project_id(project_id: object) -> str:
             [{"path": "projectId", "message": "must not be empty or blank"}],
         )
     return project_id
+
+
+def empty_project_id_routed(path: str) -> str:
+    """``path`` with its ``{projectId}`` matching an empty segment too, so that
+    :func:`project_id_of` refuses it as VALIDATION_FAILED (6.1) rather than the router 404.
+    The resource's canonical path stays ``path``."""
+    return path.replace("{projectId}", "{projectId:[^{}/]*}")
 
 
 def project_id_of(request: web.Request) -> str:

@@ -69,14 +69,23 @@ async def test_status_needs_the_token(db):
     assert response.status == 401
 
 
-@pytest.mark.parametrize("project", ["a%00b", "a%0Ab", "a%7Fb"])
-async def test_status_of_a_project_id_with_a_control_character_is_400(db, project):
+@pytest.mark.parametrize(
+    ("project", "problem"),
+    [
+        ("a%00b", "control or bidirectional formatting characters"),
+        ("a%0Ab", "control or bidirectional formatting characters"),
+        ("a%7Fb", "control or bidirectional formatting characters"),
+        ("a%E2%80%AEb", "control or bidirectional formatting characters"),
+        ("", "must not be empty or blank"),
+    ],
+)
+async def test_status_of_a_project_id_that_cannot_be_one_is_400(db, project, problem):
     response = await db.client.get(f"/preview/status/{project}", headers=AUTH)
     body = await response.json()
 
     assert response.status == 400, body
     assert body["error"]["code"] == "VALIDATION_FAILED"
-    assert "control characters" in body["error"]["message"]
+    assert problem in body["error"]["message"]
 
 
 async def test_status_of_a_project_id_that_is_not_utf8_is_400(db):

@@ -130,14 +130,18 @@ async def test_project_id_with_a_control_character_is_rejected(client, encoded):
     [
         ("qa-%FF", "must be percent-encoded UTF-8"),
         ("qa-%ED%A0%80", "must be percent-encoded UTF-8"),
-        ("qa-%C2%85x", "must not hold control characters"),
+        ("qa-%C2%85x", "must not hold control or bidirectional formatting characters"),
+        ("a%E2%80%AEb", "must not hold control or bidirectional formatting characters"),
         ("p" * 257, "must be at most 256 characters"),
+        ("", "must not be empty or blank"),
     ],
     ids=[
         "not-utf8",
         "surrogate",
         "c1-control",
+        "bidi",
         "too-long",
+        "empty",
     ],
 )
 async def test_a_project_id_that_is_no_text_or_too_long_is_refused(

@@ -38,7 +38,7 @@ from lowcode_runtime.errors import (
     flatten_messages,
 )
 from lowcode_runtime.metrics import MIGRATIONS
-from lowcode_runtime.requests import project_id_of
+from lowcode_runtime.requests import empty_project_id_routed, project_id_of
 
 # Errors that mean the tables this process believed in are gone or changed under it (a
 # schema, table or column missing; a column of another type than its definition's, which
@@ -213,7 +213,7 @@ def register_datasource_types() -> list[DataSourceType]:
 @hookimpl
 def register_routes(app: web.Application) -> None:
     app[DB_STATE] = DbState(Migrator(make_reporter(app.get(keys.PLUGIN_MANAGER))))
-    app.router.add_get(STATUS_PATH, status_route)
+    app.router.add_get(empty_project_id_routed(STATUS_PATH), status_route)
     describe_route(
         app,
         "GET",
