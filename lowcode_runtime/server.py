@@ -29,7 +29,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from lowcode_runtime import events, metrics
 from lowcode_runtime.app import create_app
-from lowcode_runtime.config import Settings
+from lowcode_runtime.config import ConfigError, Settings
 from lowcode_runtime.logs import StdlibToLoguru, flush_logs, logger
 from lowcode_runtime.plugins import PluginError, PluginManager, build_type_registry
 
@@ -81,9 +81,11 @@ def serve(
         try:
             settings = stack.enter_context(service_resources(settings, pm))
         except Exception as e:
-            logger.bind(event=events.SERVICE_RESOURCE_FAILED).opt(exception=e).error(
-                f"a service resource did not start: {e}"
-            )
+            # A variable's value it cannot take says all in its message; no traceback.
+            trace = None if isinstance(e, ConfigError) else e
+            logger.bind(event=events.SERVICE_RESOURCE_FAILED).opt(
+                exception=trace
+            ).error(f"a service resource did not start: {e}")
             return 1
         if workers == 1:
             factory = functools.partial(_new_event_loop, loop)

@@ -270,6 +270,7 @@ async def test_a_database_url_that_does_not_parse_stops_start_up(tmp_path, url):
     assert "pw-not-to-leak" not in output, output
     failures = [line for line in output.splitlines() if "DATABASE_URL" in line]
     assert len(failures) == 1, output
+    assert "Traceback" not in output, "the message says all"
 
 
 def test_migrate_with_a_database_url_that_does_not_parse_exits_1(tmp_path):

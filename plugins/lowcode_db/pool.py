@@ -25,6 +25,7 @@ import psycopg2.extensions
 
 from lowcode_db.rows import register_typecasters
 from lowcode_runtime import events
+from lowcode_runtime.config import ConfigError
 from lowcode_runtime.errors import DbUnavailable, Timeout
 from lowcode_runtime.logs import logger
 
@@ -45,7 +46,7 @@ class StatementCounter:
 STATEMENTS = StatementCounter()
 
 
-class InvalidDatabaseUrl(ValueError):
+class InvalidDatabaseUrl(ConfigError, ValueError):
     """``DATABASE_URL`` does not parse; the message names the variable, never its value."""
 
 
