@@ -307,3 +307,27 @@ def test_a_dry_run_of_a_new_schema_leaves_no_schema(database_url, project_id, tm
         "break a unique index': two seeds, or a seed and a row already there, hold the "
         "same value of (x): make the seeds' values distinct"
     ), message
+
+
+def test_a_dry_run_with_only_seeds_to_insert_says_planned(
+    database_url, project_id, tmp_path
+):
+    definition = tmp_path / "things.json"
+    things = {"type": "db", "name": "things", "table": "things",
+              "fields": [{"name": "x", "type": "string"}],
+              "seeds": [{"x": "a"}, {"x": "b"}]}  # fmt: skip
+    definition.write_text(json.dumps(things))
+    applied = run_cli(database_url, "migrate", project_id, str(definition), "--json")
+    assert json.loads(applied.stdout)["outcome"] == "applied", applied.stdout
+
+    seeds = {"PREVIEW_APPLY_SEEDS": "true"}
+    dry = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run",
+                  "--json", **seeds)  # fmt: skip
+    report = json.loads(dry.stdout)
+    assert report["outcome"] == "planned", report
+    assert report["changes"] == ["insert the 2 seed row(s) of table things"]
+
+    run_cli(database_url, "migrate", project_id, str(definition), "--json", **seeds)
+    again = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run",
+                    "--json", **seeds)  # fmt: skip
+    assert json.loads(again.stdout)["outcome"] == "unchanged", again.stdout

@@ -393,10 +393,14 @@ async def _migrate_in_transaction(
         if errors:
             outcome.outcome, outcome.changes = "failed", errors
             return outcome
+        if await _seeds_pending(session, target, owner):
+            outcome.changes.append(
+                f"insert the {len(table.seeds)} seed row(s) of table {table.name}"
+            )
         outcome.outcome = (
             "blocked"
             if destructive and not target.allow_destructive
-            else ("planned" if shown else "unchanged")
+            else ("planned" if outcome.changes else "unchanged")
         )
         outcome.changes = destructive or outcome.changes
         if outcome.outcome != "planned":
@@ -431,6 +435,13 @@ async def _migrate_in_transaction(
     await _apply(session, target, steps, outcome)
     await _log(session, target, statements or ["-- no change"], "applied", None)
     return outcome
+
+
+async def _seeds_pending(session: Session, target: Target, owner: str | None) -> bool:
+    """Whether applying would insert the definition's seed set (a dry run says so)."""
+    if not (target.apply_seeds and target.table.seeds):
+        return False
+    return owner is None or not await seeding.already_applied(session, target)
 
 
 def _create_schema(schema: str) -> sql.Composed:
