@@ -159,20 +159,51 @@ async def _start_plugins(app: web.Application) -> None:
     it (``PluginError``, exit 1), its traceback is logged at debug level.
     """
     pm = app[keys.PLUGIN_MANAGER]
+    started: list[object] = []
     for impl in reversed(pm.hook.runtime_startup.get_hookimpls()):
-        others = [p for p in pm.get_plugins() if p is not impl.plugin]
-        caller = pm.subset_hook_caller("runtime_startup", remove_plugins=others)
         try:
-            await _await_all(caller(app=app, settings=app[keys.SETTINGS]))
+            await _await_all(
+                _only(pm, "runtime_startup", impl.plugin)(
+                    app=app, settings=app[keys.SETTINGS]
+                )
+            )
         except (Exception, SystemExit, KeyboardInterrupt) as e:
             # A plugin's own exit or interrupt is its failure too: raised on, it would end
             # one process with its code, and a worker's would be started again forever.
             info = pm.info_for(impl.plugin)
             logger.opt(exception=e).debug("traceback of the failed start-up")
+            await _stop_started(pm, app, started)
             raise PluginError(
                 f"plugin {impl.plugin_name!r} ({info.name} {info.version}) failed to start, "
                 f"so the service does not serve: {one_line_reason(e)}"
             ) from e
+        started.append(impl.plugin)
+
+
+def _only(pm: PluginManager, hook: str, plugin: object) -> Any:
+    """The hook's caller for ``plugin`` alone."""
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    return pm.subset_hook_caller(hook, remove_plugins=others)
+
+
+async def _stop_started(
+    pm: PluginManager, app: web.Application, started: list[object]
+) -> None:
+    """The shutdown of the plugins that started before one failed to, newest first: what
+    they opened is closed although the service never serves."""
+    for plugin in reversed(started):
+        try:
+            await _await_all(_only(pm, "runtime_shutdown", plugin)(app=app))
+        except Exception as e:
+            info = pm.info_for(plugin)
+            logger.bind(
+                event=events.PLUGIN_HOOK_FAILED,
+                plugin=info.name,
+                hook="runtime_shutdown",
+            ).opt(exception=e).error(
+                f"plugin {info.name} {info.version} failed to shut down after start-up "
+                f"stopped: {one_line_reason(e)}"
+            )
 
 
 async def _stop_plugins(app: web.Application) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -20,7 +21,7 @@ from lowcode_runtime import Call, hookimpl, hookspecs, ok_response
 from lowcode_runtime.app import create_app
 from lowcode_runtime.cli import build_parser
 from lowcode_runtime.keys import SECRETS
-from lowcode_runtime.plugins import build_plugin_manager
+from lowcode_runtime.plugins import PluginError, build_plugin_manager
 from lowcode_runtime.server import service_resources
 from tests.conftest import AUTH
 from tests.support import EchoPlugin
@@ -242,3 +243,43 @@ def test_every_hook_is_documented_with_its_signature_and_its_docstring():
         assert docstring in _plain(guide_section(guide, spec.__name__)), (
             f"docs/plugins.md under {spec.__name__} must repeat its docstring word for word"
         )
+
+
+class RefusesToStart:
+    @hookimpl
+    async def runtime_startup(self, app, settings) -> None:
+        raise ConnectionError("its cache is down")
+
+
+class StartsAndStops:
+    def __init__(self, seen: list[str], name: str) -> None:
+        self.seen, self.name = seen, name
+
+    @hookimpl
+    def runtime_startup(self, app, settings) -> None:
+        self.seen.append(f"{self.name} started")
+
+    @hookimpl
+    async def runtime_shutdown(self, app) -> None:
+        self.seen.append(f"{self.name} stopped")
+
+
+async def test_plugins_that_started_are_shut_down_when_a_later_one_fails(make_settings):
+    """What they opened is closed, newest first, although the service never serves."""
+    seen: list[str] = []
+    plugins = [(name, StartsAndStops(seen, name)) for name in ("second", "first")]
+    pm = build_plugin_manager(  # pluggy calls the plugin registered last first
+        load_entry_points=False, extra_plugins=(("refuses", RefusesToStart()), *plugins)
+    )
+    app = create_app(make_settings(), pm)
+    app.freeze()
+
+    with pytest.raises(PluginError, match="'refuses'.*its cache is down"):
+        await app.startup()
+
+    assert seen == [
+        "first started",
+        "second started",
+        "second stopped",
+        "first stopped",
+    ]
