@@ -35,6 +35,27 @@ MAX_NAME_LENGTH = 100
 TYPE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 
+def no_hook(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """A plugin that implements no hook at all: most often its functions lack ``@hookimpl``."""
+    if pm.get_hookcallers(plugin):
+        return None
+    unmarked = sorted(
+        name
+        for name in dir(pm.hook)
+        if not name.startswith("_") and hasattr(plugin, name)
+    )
+    if unmarked:
+        verb = "lacks" if len(unmarked) == 1 else "lack"
+        return (
+            f"it implements no hook of lowcode_runtime: {', '.join(unmarked)} {verb} "
+            "@lowcode_runtime.hookimpl"
+        )
+    return (
+        "it implements no hook of lowcode_runtime: mark its hook functions with "
+        "@lowcode_runtime.hookimpl"
+    )
+
+
 def unknown_hook(pm: pluggy.PluginManager, plugin: object) -> str | None:
     """A ``@hookimpl`` that names no hook of the project (pluggy's ``check_pending``)."""
     for caller in pm.get_hookcallers(plugin) or []:

@@ -123,8 +123,10 @@ def admit_plugin(pm: PluginManager, plugin: Any, name: str, info: PluginInfo) ->
         skip_plugin(pm, name, info, one_line_reason(e), e)
         return False
 
-    reason = plugin_checks.unknown_hook(pm, plugin) or plugin_checks.async_sync_hook(
-        pm, plugin
+    reason = (
+        plugin_checks.no_hook(pm, plugin)
+        or plugin_checks.unknown_hook(pm, plugin)
+        or plugin_checks.async_sync_hook(pm, plugin)
     )
     if reason is not None:
         skip_plugin(pm, name, info, reason)

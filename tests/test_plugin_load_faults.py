@@ -94,6 +94,11 @@ FAULTS = {
         "@hookimpl\nasync def datasource_call_finished(call, outcome):\n    pass\n",
         "its datasource_call_finished is async def, but the hook is synchronous",
     ),
+    "no_hookimpl": (
+        "def register_datasource_types():\n    return [typed('x')]\n",
+        "it implements no hook of lowcode_runtime: register_datasource_types lacks "
+        "@lowcode_runtime.hookimpl",
+    ),
 }
 
 
