@@ -85,6 +85,12 @@ def async_sync_hook(pm: pluggy.PluginManager, plugin: object) -> str | None:
     return None
 
 
+def _not_a_schema(value: Any) -> str:
+    if isinstance(value, type) and issubclass(value, Schema):
+        return f"is the Schema class {value.__name__}, not an instance: pass {value.__name__}()"
+    return "is not a marshmallow Schema"
+
+
 def contribution_problem(contributed: Any) -> str | None:
     """What is wrong with what ``register_datasource_types`` returned, or None."""
     if contributed is None:
@@ -115,7 +121,8 @@ def type_problem(ds_type: Any) -> str | None:
             "letters, digits, '_', '.' or '-', starting with a letter or a digit"
         )
     if not isinstance(ds_type.definition_schema, Schema):
-        return f"the definition_schema of dataSource type {name!r} is not a marshmallow Schema"
+        what = f"the definition_schema of dataSource type {name!r}"
+        return f"{what} {_not_a_schema(ds_type.definition_schema)}"
     if not isinstance(ds_type.operations, Mapping):
         return f"the operations of dataSource type {name!r} are not a mapping"
     for operation, schema in ds_type.operations.items():
@@ -125,9 +132,8 @@ def type_problem(ds_type: Any) -> str | None:
                 f"strings of 1 to {MAX_NAME_LENGTH} characters"
             )
         if not isinstance(schema, Schema):
-            return (
-                f"the params schema of {name}.{operation} is not a marshmallow Schema"
-            )
+            what = f"the params schema of {name}.{operation}"
+            return f"{what} {_not_a_schema(schema)}"
     if not _is_async(ds_type.handler):
         return f"the handler of dataSource type {name!r} must be an async function"
     if not isinstance(ds_type.cancels_promptly, bool):

@@ -104,7 +104,7 @@ def load_entry_point_plugins(pm: PluginManager, group: str = ENTRY_POINT_GROUP) 
         try:
             plugin = entry_point.load()
         except Exception as e:
-            skip_plugin(pm, entry_point.name, info, one_line_reason(e), e)
+            skip_plugin(pm, entry_point.name, info, _load_reason(entry_point, e), e)
             continue
         if admit_plugin(pm, plugin, entry_point.name, info):
             logger.bind(
@@ -113,6 +113,22 @@ def load_entry_point_plugins(pm: PluginManager, group: str = ENTRY_POINT_GROUP) 
                 distribution=info.name,
                 version=info.version,
             ).debug(f"plugin {entry_point.name!r} loaded")
+
+
+def _load_reason(entry_point: metadata.EntryPoint, error: Exception) -> str:
+    """Why an entry point did not load; a module it names that is missing is said so, apart
+    from a module the plugin itself imports."""
+    module = entry_point.module
+    if (
+        isinstance(error, ModuleNotFoundError)
+        and error.name
+        and (module == error.name or module.startswith(f"{error.name}."))
+    ):
+        return (
+            f"its entry point {entry_point.name} = {entry_point.value!r} names module "
+            f"{error.name!r}, which is not installed: fix the entry point or install it"
+        )
+    return one_line_reason(error)
 
 
 def admit_plugin(pm: PluginManager, plugin: Any, name: str, info: PluginInfo) -> bool:

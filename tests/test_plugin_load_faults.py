@@ -94,6 +94,13 @@ FAULTS = {
         "@hookimpl\nasync def datasource_call_finished(call, outcome):\n    pass\n",
         "its datasource_call_finished is async def, but the hook is synchronous",
     ),
+    "schema_class": (
+        "@hookimpl\ndef register_datasource_types():\n"
+        "    return [DataSourceType(name='x', definition_schema=Nothing,\n"
+        "                           operations={}, handler=handle)]\n",
+        "the definition_schema of dataSource type 'x' is the Schema class Nothing, not an "
+        "instance: pass Nothing()",
+    ),
     "no_hookimpl": (
         "def register_datasource_types():\n    return [typed('x')]\n",
         "it implements no hook of lowcode_runtime: register_datasource_types lacks "

@@ -319,3 +319,21 @@ def test_every_error_class_is_listed_in_the_guide():
         if isinstance(value, type) and issubclass(value, errors.RuntimeBackendError):
             if value not in (errors.RuntimeBackendError, errors.MethodNotAllowed):
                 assert f"`{name}`" in guide, name
+
+
+def test_an_entry_point_naming_a_missing_module_says_so_apart_from_a_missing_import(
+    site,
+):
+    write_distribution(site, "lowcode-gone", "gone_plugin", "", "gone")
+    (site / "gone_plugin.py").unlink()
+    write_distribution(
+        site, "lowcode-needs", "needs_plugin", "import libfoo_absent\n", "needs"
+    )
+
+    failed = {f["entryPoint"]: f["reason"] for f in json.loads(
+        _plugins_command(site, "--json").stdout)["failed"]}  # fmt: skip
+    assert failed["gone"] == (
+        "its entry point gone = 'gone_plugin' names module 'gone_plugin', which is not "
+        "installed: fix the entry point or install it"
+    )
+    assert failed["needs"] == "ModuleNotFoundError: No module named 'libfoo_absent'"
