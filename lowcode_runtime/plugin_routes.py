@@ -200,6 +200,16 @@ async def _guarded(
         if e.status < 400:
             raise
         raise contract_error(request, e, route) from None
+    except errors.RuntimeBackendError:
+        raise
+    except Exception as e:
+        logger.bind(
+            event=events.HTTP_UNHANDLED, path=request.path, plugin=route.plugin.name
+        ).opt(exception=e).error(
+            f"unhandled {type(e).__name__} in the route of {route.owner()} while serving "
+            f"{request.method} {request.path}"
+        )
+        raise errors.Internal() from None
     if not isinstance(answer, web.StreamResponse):
         returned = "None" if answer is None else f"a {type(answer).__name__}"
         logger.bind(event=events.PLUGIN_BAD_RESULT, plugin=route.plugin.name).error(

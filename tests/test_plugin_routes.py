@@ -33,6 +33,7 @@ ESCAPES = {
     "exit": SystemExit,
     "cancel": asyncio.CancelledError,
     "generator_exit": GeneratorExit,
+    "error": RuntimeError,
 }
 CANCELLED = asyncio.Event()
 
@@ -179,9 +180,10 @@ async def test_without_the_db_plugin_its_route_is_not_in_the_document(make_clien
         ("exit", "SystemExit"),
         ("cancel", "CancelledError"),
         ("generator_exit", "GeneratorExit"),
+        ("error", "RuntimeError"),
     ],
 )
-async def test_a_plugin_route_raising_a_base_exception_gets_internal_and_the_service_lives_on(
+async def test_a_plugin_route_raising_any_exception_gets_internal_naming_the_plugin(
     client, logs, kind, raised
 ):
     response = await client.post(
