@@ -35,7 +35,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 @hookspec
 def register_datasource_types() -> list[DataSourceType]:
-    """Called once at start-up; returns the dataSource types this plugin handles.
+    """Called at start-up, more than once (each process checks the types, then serves them);
+    returns the dataSource types this plugin handles: build them, open nothing here.
 
     The types are kept in a registry, so no hook runs to find a type on a call. Two plugins
     returning one type name stop start-up.
