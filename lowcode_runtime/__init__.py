@@ -32,7 +32,9 @@ from lowcode_runtime.templates import (  # noqa: E402
     render_entry,
     render_headers,
     secret_names,
+    whole_ref,
 )
+from lowcode_runtime.templates import Ref as TemplateRef  # noqa: E402
 from lowcode_runtime.types import (  # noqa: E402
     Call,
     DataSourceType,
@@ -67,6 +69,7 @@ __all__ = [
     "StrictBoolean",
     "StrictInteger",
     "TemplateContext",
+    "TemplateRef",
     "UpstreamAnswer",
     "__version__",
     "check_header_names",
@@ -87,4 +90,5 @@ __all__ = [
     "secret_names",
     "upstream_status",
     "url_problem",
+    "whole_ref",
 ]

@@ -27,7 +27,7 @@ PINNED = {
     "check_templates",
     "url_problem",
     "TemplateContext", "MissingParam", "missing_param", "render_entry", "render_headers",
-    "secret_names",
+    "secret_names", "TemplateRef", "whole_ref",
     "Outbound", "OutboundClient", "UpstreamAnswer", "USER_AGENT", "make_session",
     "decode_text", "is_json_type", "parse_json", "upstream_status",
     "Redactor", "mask", "register_secret",
@@ -102,3 +102,13 @@ def test_the_examples_are_installed_from_their_current_source():
             assert _digest(path) == _digest(Path(str(installed[path.name]))), (
                 f"the installed {dist_name} is older than its source: run ./scripts/test"
             )
+
+
+def test_a_template_ref_from_whole_ref_is_looked_up():
+    ctx = lowcode_runtime.TemplateContext({"a": {"b": [7]}}, {"KEY": "k"})
+    assert ctx.lookup(lowcode_runtime.whole_ref(" {{ params.a.b.0 }} ")) == 7
+    assert ctx.lookup(lowcode_runtime.whole_ref("{{secrets.KEY}}")) == "k"
+    assert lowcode_runtime.whole_ref("x {{ params.a }}") is None
+    assert isinstance(
+        lowcode_runtime.whole_ref("{{ params.a }}"), lowcode_runtime.TemplateRef
+    )
