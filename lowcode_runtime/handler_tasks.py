@@ -38,7 +38,8 @@ class Orphans:
     """The cancelled handler tasks of one app that have not ended yet."""
 
     def __init__(self) -> None:
-        self.tasks: dict[asyncio.Task[Any], str] = {}
+        # Each orphan with the names of its handler and of its plugin's distribution.
+        self.tasks: dict[asyncio.Task[Any], tuple[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -47,12 +48,13 @@ class Orphans:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    def adopt(self, task: asyncio.Task[Any], owner: str) -> None:
+    def adopt(self, task: asyncio.Task[Any], owner: str, plugin: str) -> None:
         """Cancel ``task`` and hold it until it ends; log it if it outlives its cancellation.
 
-        ``owner`` names the handler's plugin in the log (see :func:`describe`).
+        ``owner`` names the handler in the log's message (see :func:`describe`), ``plugin``
+        is its distribution's name, the log's ``plugin`` field as elsewhere.
         """
-        self.tasks[task] = owner
+        self.tasks[task] = (owner, plugin)
         task.add_done_callback(self._forget)
         task.cancel()
         asyncio.get_running_loop().call_later(OUTLIVED_AFTER_S, self._check, task)
@@ -71,11 +73,13 @@ class Orphans:
             task.exception()
 
     def _check(self, task: asyncio.Task[Any]) -> None:
-        owner = self.tasks.get(task)
-        if owner is not None:
-            logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=owner).warning(
-                f"a handler of {owner} ignored its cancellation and is still running "
-                f"{OUTLIVED_AFTER_S:g} s later; it is stopped at shutdown at the latest"
+        held = self.tasks.get(task)
+        if held is not None:
+            owner, plugin = held
+            logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=plugin).warning(
+                f"a handler of {owner} is still running {OUTLIVED_AFTER_S:g} s after its "
+                "cancellation (it ignored it, or its clean-up is slow); it is stopped at "
+                "shutdown at the latest"
             )
 
     async def stop(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
@@ -86,8 +90,8 @@ class Orphans:
             task.cancel()
         await asyncio.wait(list(self.tasks), timeout=wait_s)
 
-        for task, owner in list(self.tasks.items()):
-            logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=owner).error(
+        for task, (owner, plugin) in list(self.tasks.items()):
+            logger.bind(event=events.PLUGIN_HANDLER_OUTLIVED, plugin=plugin).error(
                 f"a handler of {owner} still ran {wait_s:g} s after shutdown cancelled it; "
                 "its coroutine is closed"
             )
@@ -172,7 +176,7 @@ async def await_contained(
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
-            app[ORPHANS].adopt(task, owner)
+            app[ORPHANS].adopt(task, owner, plugin)
         raise
 
 

@@ -146,11 +146,14 @@ def _is_async(handler: Any) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
 
 
-def guard_observers(pm: pluggy.PluginManager, owner: Callable[[object], str]) -> None:
+def guard_observers(
+    pm: pluggy.PluginManager, owner: Callable[[object], tuple[str, str]]
+) -> None:
     """Wrap each implementation of an observer hook, once, so that it cannot raise.
 
     pluggy still makes the call (and traces it); the wrapper only catches what escapes.
-    ``owner(plugin)`` names the plugin in the log line, asked when one is written.
+    ``owner(plugin)`` gives the plugin's distribution (the line's ``plugin`` field) and a
+    name of it for the message, asked when a line is written.
     """
     for name in OBSERVER_HOOKS:
         for impl in getattr(pm.hook, name).get_hookimpls():
@@ -162,16 +165,18 @@ def _guarded(
     function: Callable[..., Any],
     hook: str,
     plugin: object,
-    owner: Callable[[object], str],
+    owner: Callable[[object], tuple[str, str]],
 ) -> Callable[..., Any]:
     def guarded(*args: Any) -> Any:
         try:
             return function(*args)
         except BaseException as e:  # an observer must not fail what it observes
-            name = owner(plugin)
-            logger.bind(event=events.PLUGIN_HOOK_FAILED, plugin=name, hook=hook).opt(
-                exception=e
-            ).error(f"the {hook} hook of {name} raised {type(e).__name__}; ignored")
+            distribution, name = owner(plugin)
+            logger.bind(
+                event=events.PLUGIN_HOOK_FAILED, plugin=distribution, hook=hook
+            ).opt(exception=e).error(
+                f"the {hook} hook of {name} raised {type(e).__name__}; ignored"
+            )
             return None
 
     guarded._lowcode_guarded = True  # type: ignore[attr-defined]

@@ -198,9 +198,10 @@ def build_plugin_manager(
     return pm
 
 
-def _owner(pm: PluginManager, plugin: Any) -> str:
+def _owner(pm: PluginManager, plugin: Any) -> tuple[str, str]:
+    """The plugin's distribution, and a name of it for messages."""
     info = pm.info_for(plugin)
-    return f"{info.name} {info.version} ({pm.get_name(plugin)})"
+    return info.name, f"{info.name} {info.version} ({pm.get_name(plugin)})"
 
 
 def _trace_hook_calls(pm: PluginManager) -> None:
