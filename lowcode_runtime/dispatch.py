@@ -147,6 +147,23 @@ def _note_call_meta(request: web.Request, body: dict[str, Any]) -> None:
         }
 
 
+def _definition_problems(
+    request: web.Request, body: dict[str, Any]
+) -> list[dict[str, str]]:
+    """What the definition's type finds wrong in it, for a body refused for another part:
+    one answer lists every violation it can."""
+    source = body.get("dataSource")
+    if not isinstance(source, dict) or not isinstance(source.get("type"), str):
+        return []
+    registered = request.app[TYPE_REGISTRY].get(source["type"])
+    if registered is None:
+        return []
+    definition = {k: v for k, v in source.items() if k not in ("type", "name")}
+    problems: list[dict[str, str]] = []
+    request.app[DEFINITIONS].load(source["type"], registered.type, definition, problems)
+    return problems
+
+
 _BODY_KEYS = frozenset(ExecuteRequestSchema().fields)
 
 
@@ -183,8 +200,11 @@ def build_call(request: web.Request, project_id: str, body: dict[str, Any]) -> C
     """Validate the body, the definition and the params; the call a handler will receive."""
     try:
         loaded = plainly_valid(body) or _load(_execute_schema, body, "")
-    except errors.ValidationFailed:
+    except errors.ValidationFailed as e:
         _note_call_meta(request, body)
+        found = _definition_problems(request, body)
+        if found:
+            raise errors.ValidationFailed.from_details([*e.details, *found]) from None
         raise
     definition = dict(loaded["dataSource"])
     type_name, name = definition.pop("type"), definition.pop("name")

@@ -501,3 +501,28 @@ async def test_a_refused_params_value_keeps_the_call_meta(client, params):
     assert (
         answer["meta"]["dataSource"] == "greeter" and answer["meta"]["type"] == "echo"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "paths"),
+    [
+        (
+            {**call(greeting={"a": 1}), "params": None},
+            ["params", "dataSource.greeting"],
+        ),
+        ({**call(greeting=5), "params": [1]}, ["params", "dataSource.greeting"]),
+        ({**call(greeting=5), "operation": ""}, ["operation", "dataSource.greeting"]),
+        (
+            {**call(greeting=5, name=""), "params": {}},
+            ["dataSource.name", "dataSource.greeting"],
+        ),
+    ],
+)
+async def test_a_body_refused_for_its_shape_still_lists_what_the_definition_breaks(
+    client, body, paths
+):
+    response = await client.post(EXECUTE, json=body, headers=AUTH)
+    answer = await response.json()
+
+    assert response.status == 400, answer
+    assert [d["path"] for d in answer["error"]["details"]] == paths
