@@ -104,7 +104,8 @@ def _core_spec(registry: dict[str, RegisteredType]) -> APISpec:
 
     # Each type's definition and params schemas, so callers can see what a type accepts.
     # A schema class shared by several operations is added once (apispec refs it by class).
-    added: set[type] = set()
+    added: dict[type, str] = {}
+    types: dict[str, Any] = {}
     for type_name, registered in sorted(registry.items()):
         named = [(f"{type_name}Definition", registered.type.definition_schema)]
         named += [
@@ -113,12 +114,36 @@ def _core_spec(registry: dict[str, RegisteredType]) -> APISpec:
         ]
         for name, instance in named:
             if type(instance) not in added:
-                added.add(type(instance))
+                added[type(instance)] = name
                 spec.components.schema(name, schema=type(instance))
+        types[type_name] = _type_schemas(registered, added)
 
     for path, method, operation in _operations():
+        if path == EXECUTE_PATH:
+            operation[TYPES_EXTENSION] = types
         spec.path(path=path, operations={method: operation})
     return spec
+
+
+TYPES_EXTENSION = "x-lowcode-datasource-types"
+"""On the execute route: for each installed type, the schema of the rest of its
+``dataSource`` and of each operation's ``params`` (the request body's own schema cannot say
+which goes with which type)."""
+
+
+def _type_schemas(
+    registered: RegisteredType, names: Mapping[type, str]
+) -> dict[str, Any]:
+    def ref(instance: Any) -> dict[str, str]:
+        return {"$ref": SCHEMA_REF + names[type(instance)]}
+
+    return {
+        "definition": ref(registered.type.definition_schema),
+        "operations": {
+            op: {"params": ref(schema)}
+            for op, schema in registered.type.operations.items()
+        },
+    }
 
 
 def _add_plugin_routes(

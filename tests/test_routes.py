@@ -118,3 +118,27 @@ async def test_a_wrong_method_is_told_the_methods_of_the_path(
     assert body["error"]["code"] == "NOT_FOUND"
     assert response.headers.get("Allow") == allow
     assert "x-trace-id" in response.headers
+
+
+async def test_the_execute_route_says_which_schemas_go_with_each_type(make_client):
+    """The request body's schema cannot tie a type to its definition and params: an
+    extension of the route does, by reference to the components."""
+    client = await make_client()
+    document = await (await client.get("/openapi.json")).json()
+    execute = document["paths"]["/v1/projects/{projectId}/datasources/execute"]["post"]
+    types = execute["x-lowcode-datasource-types"]
+
+    assert set(types) >= {"db", "rest"}
+    assert set(types["db"]["operations"]) == {
+        "list",
+        "get",
+        "create",
+        "update",
+        "delete",
+    }
+    schemas = document["components"]["schemas"]
+    for described in types.values():
+        refs = [described["definition"]["$ref"]]
+        refs += [op["params"]["$ref"] for op in described["operations"].values()]
+        for ref in refs:
+            assert ref.removeprefix("#/components/schemas/") in schemas, ref
