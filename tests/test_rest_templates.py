@@ -274,6 +274,24 @@ async def test_an_unclosed_template_anywhere_is_named_and_nothing_is_sent(
     assert upstream.requests == []
 
 
+async def test_a_query_value_of_the_wrong_type_does_not_hide_another_entrys_template(
+    client, upstream
+):
+    definition = {
+        "url": upstream.url("/echo"),
+        "query": {"a": {"b": 1}, "c": "{{ nope }}", "d": "{{ params.x"},
+    }
+    response, body = await execute(client, definition)
+
+    assert response.status == 400, body
+    assert sorted(d["path"] for d in body["error"]["details"]) == [
+        "dataSource.query.a",
+        "dataSource.query.c",
+        "dataSource.query.d",
+    ]
+    assert upstream.requests == []
+
+
 def test_an_unclosed_and_an_unknown_template_are_both_named():
     with pytest.raises(ValidationError) as raised:
         check_templates({"x": ["{{ nope }} and {{ params.a"]})

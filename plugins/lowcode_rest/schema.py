@@ -143,6 +143,40 @@ class RestHeaders(OutboundHeaders):
         raise ValidationError(found)
 
 
+class RestQuery(fields.Dict):
+    """``query``: a value of the wrong type does not hide another entry's bad template."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            keys=fields.String(validate=validate.Length(min=1)),
+            values=QueryValue(),
+            load_default=dict,
+            validate=check_templates,
+        )
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as e:
+            if not isinstance(value, dict) or not isinstance(e.valid_data, dict):
+                raise
+            found = {
+                name: problem.get("value", problem)
+                if isinstance(problem, dict)
+                else problem
+                for name, problem in e.messages_dict.items()
+            }
+            valid = e.valid_data
+
+        try:
+            check_templates(valid)
+        except ValidationError as e:
+            found.update(e.messages_dict)
+        raise ValidationError(found)
+
+
 class RestDefinition(dict[str, Any]):
     """A loaded definition that knows the secrets it names: found once, as it is cached."""
 
@@ -154,12 +188,7 @@ class RestDefinitionSchema(Schema):
 
     method = UpperString(load_default="GET", validate=validate.OneOf(METHODS))
     url = fields.String(required=True, validate=[validate.Length(max=8192), _url])
-    query = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1)),
-        values=QueryValue(),
-        load_default=dict,
-        validate=check_templates,
-    )
+    query = RestQuery()
     headers = RestHeaders()
     body = AnyJson(
         load_default=None, allow_none=True, validate=[_not_too_deep, check_templates]
