@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from lowcode_runtime.templates import check_templates
+from lowcode_runtime.templates import TEMPLATE, check_templates, header_value_problem
 
 __all__ = [
     "OutboundHeaders",
@@ -97,9 +97,11 @@ def check_header_names(value: dict[str, Any]) -> None:
 
 
 class OutboundHeaders(fields.Dict):
-    """The ``headers`` of an outbound request: valid names, scalar values, known templates.
+    """The ``headers`` of an outbound request: valid names, scalar values, known templates,
+    no control character in a value as written.
 
-    One field for every type that calls out, so each refuses the same headers in the same words.
+    One field for every type that calls out, so each refuses the same headers in the same words,
+    every problem of them in one answer.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -107,6 +109,43 @@ class OutboundHeaders(fields.Dict):
         super().__init__(
             keys=fields.String(),
             values=Scalar(),
-            validate=[check_header_names, check_templates],
+            validate=[check_header_names, check_templates, check_header_values],
             **kwargs,
         )
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as e:
+            if not isinstance(value, dict) or not isinstance(e.valid_data, dict):
+                raise
+            found: list[Any] = [
+                {
+                    name: problem.get("value", problem)
+                    for name, problem in e.messages_dict.items()
+                }
+            ]
+            valid = e.valid_data
+
+        # A value of the wrong type stops marshmallow before the validators: run them on the
+        # others, with empty text in its place so that its name is still checked.
+        try:
+            self._validate({name: valid.get(name, "") for name in value})
+        except ValidationError as e:
+            found.extend(e.messages)
+        raise ValidationError(found)
+
+
+def check_header_values(value: dict[str, Any]) -> None:
+    """Every header holding a control character as written, under its name: found with the
+    definition's other problems rather than on its first call."""
+    found = {
+        name: problem
+        for name, item in value.items()
+        if isinstance(item, str)
+        and (problem := header_value_problem(name, TEMPLATE.sub("", item)))
+    }
+    if found:
+        raise ValidationError(found)

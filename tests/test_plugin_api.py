@@ -11,6 +11,8 @@ import json
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import lowcode_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +114,25 @@ def test_a_template_ref_from_whole_ref_is_looked_up():
     assert isinstance(
         lowcode_runtime.whole_ref("{{ params.a }}"), lowcode_runtime.TemplateRef
     )
+
+
+def test_outbound_headers_list_every_problem_at_once_for_any_type():
+    from marshmallow import Schema, ValidationError
+
+    class Definition(Schema):
+        headers = lowcode_runtime.OutboundHeaders()
+
+    with pytest.raises(ValidationError) as raised:
+        Definition().load(
+            {
+                "headers": {
+                    "Bad Name": "v",
+                    "X-A": {"k": 1},
+                    "X-B": "a\u0085b",
+                    "X-C": "{{ no }}",
+                }
+            }
+        )
+    text = json.dumps(raised.value.messages)
+    for name in ("Bad Name", "X-A", "X-B", "X-C"):
+        assert name in text, text

@@ -29,7 +29,6 @@ from lowcode_runtime.plain_schema import PlainFirst
 from lowcode_runtime.templates import (
     TEMPLATE,
     check_templates,
-    header_value_problem,
     json_depth,
     secret_names,
     unclosed_template,
@@ -98,51 +97,6 @@ def _url(value: str) -> None:
     check_templates(value)
 
 
-def check_header_values(value: dict[str, Any]) -> None:
-    """Every header holding a control character as written, under its name: found with the
-    definition's other problems rather than on its first call."""
-    found = {
-        name: problem
-        for name, item in value.items()
-        if isinstance(item, str)
-        and (problem := header_value_problem(name, TEMPLATE.sub("", item)))
-    }
-    if found:
-        raise ValidationError(found)
-
-
-class RestHeaders(OutboundHeaders):
-    """:class:`OutboundHeaders` that lists every problem at once, control characters included."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.validators.append(check_header_values)
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> Any:
-        try:
-            return super()._deserialize(value, attr, data, **kwargs)
-        except ValidationError as e:
-            if not isinstance(value, dict) or not isinstance(e.valid_data, dict):
-                raise
-            found: list[Any] = [
-                {
-                    name: problem.get("value", problem)
-                    for name, problem in e.messages_dict.items()
-                }
-            ]
-            valid = e.valid_data
-
-        # A value of the wrong type stops marshmallow before the validators: run them on the
-        # others, with empty text in its place so that its name is still checked.
-        try:
-            self._validate({name: valid.get(name, "") for name in value})
-        except ValidationError as e:
-            found.extend(e.messages)
-        raise ValidationError(found)
-
-
 class RestQuery(fields.Dict):
     """``query``: a value of the wrong type does not hide another entry's bad template."""
 
@@ -189,7 +143,7 @@ class RestDefinitionSchema(Schema):
     method = UpperString(load_default="GET", validate=validate.OneOf(METHODS))
     url = fields.String(required=True, validate=[validate.Length(max=8192), _url])
     query = RestQuery()
-    headers = RestHeaders()
+    headers = OutboundHeaders()
     body = AnyJson(
         load_default=None, allow_none=True, validate=[_not_too_deep, check_templates]
     )
