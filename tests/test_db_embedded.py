@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -76,3 +77,26 @@ async def test_a_process_that_joined_the_server_leaves_it_running(tmp_path, logs
     assert holder.returncode == 0
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(url, connect_timeout=3)
+
+
+def test_a_widened_runtime_folder_prints_no_plain_text_warning(tmp_path):
+    """As root the package may open XDG_RUNTIME_DIR to its server's user (0755); platformdirs
+    would then warn in plain text on every later start, where every line is JSON."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o755)
+    runtime.chmod(0o755)
+    script = (
+        "import sys\n"
+        "from lowcode_db.embedded import start_embedded, stop_embedded\n"
+        "server, url = start_embedded(sys.argv[1])\n"
+        "stop_embedded(server)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script, str(tmp_path / "postgres")],
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr

