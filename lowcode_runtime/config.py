@@ -13,6 +13,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, validate
 from marshmallow import fields as mf
@@ -34,6 +35,17 @@ class CommaList(mf.Field):
         if not isinstance(value, str):
             raise ValidationError("expected a comma-separated list")
         return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class OriginList(CommaList):
+    """Origins as a browser writes them in ``Origin``: lower case, no trailing slash (one
+    written ``https://App.example.com/`` would otherwise never match)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> list[str]:
+        origins = super()._deserialize(value, attr, data, **kwargs)
+        return [o.lower().removesuffix("/") if "://" in o else o for o in origins]
 
 
 class LowerString(mf.String):
@@ -104,6 +116,34 @@ def _bind_address(host: str) -> None:
         ) from e
     except ValueError as e:  # too long a label, a NUL: what no resolver is even asked
         raise ValidationError("expected an IP address or a host name") from e
+
+
+def _origins(items: list[str]) -> None:
+    """``*`` alone, or origins as a browser sends them: ``https://host[:port]``, no path."""
+    if not items:
+        raise ValidationError("expected at least one origin, or *")
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            parts = urlsplit(item)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            port_ok = False
+            parts = urlsplit("")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not port_ok
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ValidationError(
+                f"{item!r} is not an origin: write it as a browser sends it, "
+                "scheme://host[:port] with http or https and no path (https://app.example.com)"
+            )
 
 
 def _secrets_file(path: str) -> None:
@@ -191,11 +231,13 @@ class SettingsSchema(Schema):
         validate=validate.Range(min=1, error="expected a positive integer"),
         metadata={"doc": "largest request body in bytes"},
     )
-    cors_origins = CommaList(
+    cors_origins = OriginList(
         data_key="RUNTIME_BACKEND_CORS_ORIGINS",
         load_default=lambda: ["*"],
-        validate=validate.Length(min=1, error="expected at least one origin, or *"),
-        metadata={"doc": "comma-separated allowed origins, * for any"},
+        validate=_origins,
+        metadata={
+            "doc": "comma-separated allowed origins (https://host[:port]), * for any"
+        },
     )
     trusted_proxies = CommaList(
         data_key="RUNTIME_BACKEND_TRUSTED_PROXIES",

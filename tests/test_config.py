@@ -77,13 +77,13 @@ def test_values_are_parsed():
         {
             "PORT": "8080",
             "PREVIEW_APPLY_SEEDS": "true",
-            "RUNTIME_BACKEND_CORS_ORIGINS": "a, b",
+            "RUNTIME_BACKEND_CORS_ORIGINS": "https://a.test, https://b.test",
             "RUNTIME_BACKEND_TRUSTED_PROXIES": "10.0.0.0/8,::1",
             "LOG_LEVEL": "debug",
         }
     )
     assert settings.port == 8080 and settings.apply_seeds is True
-    assert settings.cors_origins == ("a", "b")
+    assert settings.cors_origins == ("https://a.test", "https://b.test")
     assert settings.trusted_proxies == ("10.0.0.0/8", "::1")
 
 
@@ -264,3 +264,28 @@ def test_an_ipv6_host_may_come_in_brackets(host, bound):
 def test_a_host_that_is_no_address_is_refused_naming_it(host):
     with pytest.raises(ConfigError, match="HOST=.* is invalid: expected an IP address"):
         load_settings({"HOST": host})
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("*", ("*",)),
+        ("https://App.Example.com/", ("https://app.example.com",)),
+        ("http://localhost:5173, https://x.test:8443", ("http://localhost:5173", "https://x.test:8443")),
+    ],
+)  # fmt: skip
+def test_cors_origins_are_kept_as_a_browser_writes_them(value, origins):
+    assert (
+        load_settings({"RUNTIME_BACKEND_CORS_ORIGINS": value}).cors_origins == origins
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not a url", "http://", "http://a.test/path", "ftp://a.test", "https://a.test:0"],
+)
+def test_a_cors_origin_a_browser_never_sends_is_refused_naming_it(value):
+    with pytest.raises(
+        ConfigError, match="is not an origin: write it as a browser sends it"
+    ):
+        load_settings({"RUNTIME_BACKEND_CORS_ORIGINS": f"https://ok.test,{value}"})
