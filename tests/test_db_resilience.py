@@ -223,10 +223,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_unreachable_database_still_starts(make_client, project_id):
-    client = await make_client(
-        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x"
-    )
+async def test_unreachable_database_still_starts(make_client, project_id, logs):
+    port = free_port()
+    client = await make_client(database_url=f"postgresql://postgres@127.0.0.1:{port}/x")
     ready = await client.get("/ready")
     assert ready.status == 503
     assert (await ready.json())["error"]["code"] == "DB_UNAVAILABLE"
@@ -243,6 +242,11 @@ async def test_unreachable_database_still_starts(make_client, project_id):
     assert (await response.json())["error"]["code"] == "DB_UNAVAILABLE"
     status = await client.get(f"/preview/status/{project_id}", headers=AUTH)
     assert status.status == 503
+    # The line says why, so that a refused connection reads apart from a refused password.
+    unavailable = logs.events("db.unavailable")[0]
+    assert "refused" in unavailable["reason"], unavailable
+    assert unavailable["database"] == f"postgres@127.0.0.1:{port}/x"
+    assert unavailable["reason"] in unavailable["message"]
 
 
 @pytest.mark.parametrize(

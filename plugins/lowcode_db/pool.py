@@ -78,6 +78,15 @@ def check_database_url(url: str) -> dict[str, str]:
     return options
 
 
+def describe_database(dsn: str) -> str:
+    """``user@host:port/database`` of a checked DSN, for log lines: never its password."""
+    options = psycopg2.extensions.parse_dsn(dsn)
+    user = options.get("user", "")
+    host = options.get("host") or "localhost"
+    port = options.get("port") or "5432"
+    return f"{user + '@' if user else ''}{host}:{port}/{options.get('dbname', '')}"
+
+
 def make_dsn(url: str) -> str:
     """``url`` with a connect timeout; raises InvalidDatabaseUrl when it does not parse."""
     check_database_url(url)
@@ -336,6 +345,7 @@ class Database:
 
     def __init__(self, url: str | None, pool_max: int) -> None:
         self.dsn = make_dsn(url) if url else None
+        self.where = describe_database(self.dsn) if self.dsn else "(none)"
         self.pool_max = pool_max
         self.pool: ConnectionPool | None = None
         self.cancels: set[asyncio.Task[None]] = set()
@@ -413,6 +423,14 @@ class Database:
         return {"name": "db", "ok": True}
 
     def unavailable(self, error: BaseException) -> None:
-        logger.bind(event=events.DB_UNAVAILABLE, error=type(error).__name__).warning(
-            "the preview database cannot be reached"
-        )
+        """One line saying why: a refused connection, a missing database and a refused
+        password need different fixes. libpq's first line names host, port, database or
+        user, never a password; masked like any line."""
+        lines = str(error).strip().splitlines()
+        reason = lines[0].strip() if lines else type(error).__name__
+        logger.bind(
+            event=events.DB_UNAVAILABLE,
+            error=type(error).__name__,
+            reason=reason,
+            database=self.where,
+        ).warning(f"the preview database {self.where} cannot be reached: {reason}")
