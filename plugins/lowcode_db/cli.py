@@ -22,20 +22,46 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     migrate = subparsers.add_parser(
-        "migrate", help="plan and apply a db dataSource's migration"
+        "migrate",
+        help="plan and apply a db dataSource's migration",
+        description=(
+            "Plan the migration of a db dataSource's table in a project's preview schema, "
+            "and apply it as the first call would (one transaction, logged). The database "
+            "is DATABASE_URL, else the embedded one of LOWCODE_DATA_DIR. Exit 0 when applied "
+            "or nothing to do; 1 when blocked (a destructive change without "
+            "PREVIEW_ALLOW_DESTRUCTIVE_MIGRATIONS=true), failed, or when the definition or "
+            "the database is refused; 2 for a bad command line."
+        ),
     )
-    migrate.add_argument("project_id", metavar="PROJECT_ID")
-    migrate.add_argument("definition", metavar="DEFINITION.json", type=Path)
     migrate.add_argument(
-        "--dry-run", action="store_true", help="print the plan, change nothing"
+        "project_id", metavar="PROJECT_ID", help="the project, as in the execute route"
+    )
+    migrate.add_argument(
+        "definition",
+        metavar="DEFINITION.json",
+        type=Path,
+        help="a file holding the dataSource object, as sent in an execute call",
+    )
+    migrate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the plan in a transaction that is rolled back: change nothing",
     )
     migrate.add_argument("--json", action="store_true", help="print a JSON document")
     migrate.set_defaults(func=run_migrate)
 
     status = subparsers.add_parser(
-        "status", help="print a project's preview status (6.5)"
+        "status",
+        help="print a project's preview status",
+        description=(
+            "Print a project's preview status, as GET /preview/status/{projectId} answers "
+            "it: its schema, each dataSource's last migration and the seeds applied. "
+            "Exit 0, or 1 when the database cannot be reached."
+        ),
     )
-    status.add_argument("project_id", metavar="PROJECT_ID")
+    status.add_argument(
+        "project_id", metavar="PROJECT_ID", help="the project, as in the execute route"
+    )
     status.add_argument("--json", action="store_true", help="print a JSON document")
     status.set_defaults(func=run_status)
 
