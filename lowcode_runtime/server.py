@@ -143,10 +143,29 @@ async def _serve_one(settings: Settings, pm: PluginManager, grace_s: float) -> i
         _log_listening(settings, runner.addresses)
         await stop.wait()
         _log_stopping(grace_s)
+        # A second signal does not wait for the drain: an operator's way out.
+        draining = asyncio.current_task()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _stop_now, draining)
     finally:
         # Closes the socket, waits for in-flight requests, then runs the shutdown hooks.
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        except asyncio.CancelledError:
+            return EXIT_FORCED
     return 0
+
+
+EXIT_FORCED = 1
+"""The exit code of a service stopped by a second signal, before its drain ended."""
+
+
+def _stop_now(draining: asyncio.Task[Any] | None) -> None:
+    logger.bind(event=events.SERVICE_STOPPING, forced=True, pid=os.getpid()).warning(
+        "a second signal: stopping now, without waiting for the requests in flight"
+    )
+    if draining is not None:
+        draining.cancel()
 
 
 def freeze_start_up_objects() -> None:

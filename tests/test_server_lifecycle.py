@@ -81,6 +81,29 @@ async def test_sigterm_lets_an_in_flight_call_finish_then_exits_0(
     assert [r["exitCode"] for r in service.events("service.stopped")] == [0]
 
 
+async def test_a_second_signal_stops_at_once_without_waiting_for_the_drain(
+    start_service, slow_plugin_path
+):
+    service = await start_service(PYTHONPATH=str(slow_plugin_path))
+    execute = f"{service.url}/v1/projects/p1/datasources/execute"
+
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        call = asyncio.create_task(session.post(execute, json=sleep_call(20.0)))
+        await asyncio.sleep(0.7)
+        service.terminate()
+        await asyncio.sleep(0.5)
+        sent_at = time.monotonic()
+        service.terminate()
+
+        assert await service.wait_exit(timeout=10) == 1
+        assert time.monotonic() - sent_at < 5
+        call.cancel()
+
+    [forced] = [e for e in service.events("service.stopping") if e.get("forced")]
+    assert "second signal" in forced["message"]
+    assert [r["exitCode"] for r in service.events("service.stopped")] == [1]
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_a_handler_ignoring_every_cancellation_holds_neither_answer_nor_shutdown(
     start_service, slow_plugin_path, workers
