@@ -671,6 +671,43 @@ async def test_the_smallest_64_bit_integer_is_a_default(db):
     assert row["n"] == str(-(2**63))
 
 
+async def test_a_literal_default_with_a_percent_sign_is_stored_as_written(db):
+    """psycopg2 read the ``%`` of a default written into the statement as a placeholder."""
+    percent = {
+        **PAIR,
+        "fields": [
+            {"name": "a", "type": "string", "default": "50%"},
+            {"name": "b", "type": "text", "default": "100%% sure"},
+            {"name": "m", "type": "json", "default": {"k": "%s"}},
+        ],
+    }
+    row = (await db.ok("create", {"values": {}}, data_source=percent))["data"]
+    assert (row["a"], row["b"], row["m"]) == ("50%", "100%% sure", {"k": "%s"})
+
+    row = (await db.ok("create", {"values": {"a": "given"}}, data_source=percent))["data"]
+    assert (row["a"], row["b"]) == ("given", "100%% sure")
+
+
+async def test_defaults_python_reads_and_postgresql_would_not_are_given_canonically(db):
+    """A urn uuid and an offset past 15:59 migrate as the same value in PostgreSQL's form."""
+    odd = {
+        **PAIR,
+        "fields": [
+            {"name": "u", "type": "uuid",
+             "default": "urn:uuid:12345678-1234-5678-1234-567812345678"},
+            {"name": "at", "type": "datetime", "default": "2024-01-02T03:04:05+23:59"},
+        ],
+    }  # fmt: skip
+    row = (await db.ok("create", {"values": {}}, data_source=odd))["data"]
+    assert row["u"] == "12345678-1234-5678-1234-567812345678"
+    assert row["at"] == "2024-01-01T03:05:05+00:00"
+
+    found = await db.ok(
+        "list", {"filter": {"at": {"eq": "2024-01-02T03:04:05+23:59"}}}, data_source=odd
+    )
+    assert [r["id"] for r in found["data"]] == [row["id"]]
+
+
 async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
     db, database_url
 ):

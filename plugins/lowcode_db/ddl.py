@@ -6,7 +6,10 @@ steps, each flagged destructive or not, so the CLI can show a plan and the migra
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,19 +73,28 @@ def qualified(schema: str, name: str) -> sql.Composed:
 
 
 def default_sql(column: Column) -> sql.Composable:
+    """The column's default in DDL. Never in a statement run with parameters: psycopg2 would
+    read a ``%`` of its text as a placeholder (there, :func:`default_value` is bound)."""
     if column.default == "now" and column.type == "datetime":
         return sql.SQL("now()")
     if column.default == "now" and column.type == "date":
         return sql.SQL("((now() AT TIME ZONE 'UTC')::date)")
     if column.default == "uuid" and column.type == "uuid":
         return sql.SQL("gen_random_uuid()")
-    value: Any = column.default
-    if column.type == "json":
-        value = json.dumps(value)
     # CAST, not ``::``, which would bind tighter than the sign of -9223372036854775808.
     return sql.SQL("CAST({} AS {})").format(
-        sql.Literal(value), sql.SQL(PG_TYPES[column.type])
+        sql.Literal(default_text(column)), sql.SQL(PG_TYPES[column.type])
     )
+
+
+def default_text(column: Column) -> Any:
+    """The literal default as the text (or number) PostgreSQL reads: from its loaded value."""
+    value = column.loaded_default
+    if column.type == "json":
+        return json.dumps(value)
+    if isinstance(value, dt.date | uuid.UUID | decimal.Decimal):
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
+    return value
 
 
 def column_sql(column: Column) -> sql.Composed:

@@ -263,8 +263,8 @@ async def _same_defaults(
             continue
         if columns[column.name][0] != column.pg_type:
             continue  # retyped: the step sets the default anew
-        if column.default in ("now", "uuid") or _made_anew(present):
-            if column.default in ("now", "uuid") and _made_anew(present):
+        if column.default_is_expression or _made_anew(present):
+            if column.default_is_expression and _made_anew(present):
                 same.add(column.name)
             continue
         equal = sql.SQL("({}) IS NOT DISTINCT FROM ({})").format(

@@ -16,7 +16,7 @@ import orjson
 from marshmallow import Schema
 from psycopg2 import sql
 
-from lowcode_db.values import ValuesLoader, values_schema
+from lowcode_db.values import ValuesLoader, load_value, values_schema
 
 PG_TYPES = {
     "string": "character varying(255)",
@@ -57,6 +57,22 @@ class Column:
     @property
     def pg_type(self) -> str:
         return PG_TYPES[self.type]
+
+    @property
+    def default_is_expression(self) -> bool:
+        """``now`` of a date or datetime, ``uuid`` of a uuid: made by PostgreSQL per row."""
+        return (self.default == "now" and self.type in ("date", "datetime")) or (
+            self.default == "uuid" and self.type == "uuid"
+        )
+
+    @cached_property
+    def loaded_default(self) -> Any:
+        """The literal default as a value of its type is loaded (a datetime moved to UTC, a
+        uuid in its canonical form): what PostgreSQL is given, never the raw text, which
+        Python's parsers may read where PostgreSQL's do not."""
+        if self.type == "json":
+            return self.default
+        return load_value(self.type, self.default)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,11 @@ class Table:
     def types(self) -> tuple[str, ...]:
         """The type of each of :attr:`names`."""
         return tuple(self.column_type(n) for n in self.names)
+
+    @cached_property
+    def has_literal_defaults(self) -> bool:
+        """Whether a create may bind a default (a warm create skips looking otherwise)."""
+        return any(c.has_default and not c.default_is_expression for c in self.columns)
 
     @cached_property
     def has_json(self) -> bool:

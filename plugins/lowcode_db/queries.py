@@ -255,9 +255,10 @@ def insert_statement(
 ) -> tuple[sql.Composed, list[Any]]:
     """``INSERT ... RETURNING`` of loaded ``values`` (DEFAULT VALUES when empty), and its params.
 
-    The definition's defaults of the fields not given are written into the statement: the
-    column's own default may be an older definition's, which a process that finds this
-    definition applied in the migrations log never migrates again.
+    The definition's defaults of the fields not given go into the statement too: the column's
+    own default may be an older definition's, which a process that finds this definition
+    applied in the migrations log never migrates again. A literal one is bound as a value,
+    since a ``%`` in its text would read as a placeholder.
     """
     target = qualified(schema, table.name)
     defaulted = [c for c in table.columns if c.has_default and c.name not in values]
@@ -272,13 +273,26 @@ def insert_statement(
         sql.SQL(", ").join(
             [
                 *(placeholder(table.column_type(n)) for n in names),
-                *(default_sql(c) for c in defaulted),
+                *(
+                    default_sql(c) if c.default_is_expression else placeholder(c.type)
+                    for c in defaulted
+                ),
             ]
         ),
         sql.SQL("ON CONFLICT (id) DO NOTHING " if skip_existing_id else ""),
         returning,
     )
-    return statement, [adapt(table.column_type(n), values[n]) for n in names]
+    bound = [adapt(table.column_type(n), values[n]) for n in names]
+    return statement, bound + _bound_defaults(table, values)
+
+
+def _bound_defaults(table: Table, values: dict[str, Any]) -> list[Any]:
+    """The literal defaults of the fields ``values`` leaves out, in the statement's order."""
+    return [
+        adapt(c.type, c.loaded_default)
+        for c in table.columns
+        if c.has_default and not c.default_is_expression and c.name not in values
+    ]
 
 
 def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
@@ -295,6 +309,8 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
         STATEMENTS.put(key, statement)
     else:
         bound = _bound(table, values)
+        if table.has_literal_defaults:
+            bound += _bound_defaults(table, values)
     return Query(statement, bound, table.names, "row", types=table.types)
 
 

@@ -181,13 +181,13 @@ class DateTimeValue(fields.Field):
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
         try:
-            moment.astimezone(dt.UTC)
+            # In UTC: PostgreSQL takes no offset past ±15:59 nor one with a fraction of a
+            # second, which Python reads; the instant is the same.
+            return moment.astimezone(dt.UTC)
         except OverflowError as e:
-            # PostgreSQL would store it, and no read of the table could turn it back.
             raise ValidationError(
                 "expected a date and time from 0001-01-01 to 9999-12-31 in UTC"
             ) from e
-        return moment
 
 
 def check_json(value: Any, depth: int = 0) -> None:
