@@ -684,7 +684,9 @@ async def test_a_literal_default_with_a_percent_sign_is_stored_as_written(db):
     row = (await db.ok("create", {"values": {}}, data_source=percent))["data"]
     assert (row["a"], row["b"], row["m"]) == ("50%", "100%% sure", {"k": "%s"})
 
-    row = (await db.ok("create", {"values": {"a": "given"}}, data_source=percent))["data"]
+    row = (await db.ok("create", {"values": {"a": "given"}}, data_source=percent))[
+        "data"
+    ]
     assert (row["a"], row["b"]) == ("given", "100%% sure")
 
 
