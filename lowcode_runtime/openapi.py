@@ -18,6 +18,7 @@ from lowcode_runtime.dispatch import EXECUTE_PATH, ExecuteRequestSchema
 from lowcode_runtime.logs import logger
 from lowcode_runtime.plugin_routes import PluginRoute, RouteDescription
 from lowcode_runtime.plugins import RegisteredType
+from lowcode_runtime.requests import MAX_PROJECT_ID_LENGTH
 
 OPENAPI_KEY = web.AppKey("openapi", dict)
 
@@ -267,6 +268,19 @@ def _path_parameter(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _project_id_parameter() -> dict[str, Any]:
+    """The core's projectId: what :func:`checked_project_id` refuses is out of its schema
+    too (control and bidirectional characters aside, which a pattern would only obscure)."""
+    parameter = _path_parameter("projectId")
+    parameter["schema"].update(
+        minLength=1, maxLength=MAX_PROJECT_ID_LENGTH, pattern=r"\S"
+    )
+    parameter["description"] = (
+        "the project; not blank, no control or bidirectional formatting characters"
+    )
+    return parameter
+
+
 def _error_envelope() -> dict[str, Any]:
     return {
         "description": "error envelope",
@@ -296,7 +310,7 @@ def _json(description: str, schema: str = "OkEnvelope") -> dict[str, Any]:
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:
     """The core's own routes."""
-    project = [_path_parameter("projectId")]
+    project = [_project_id_parameter()]
     return [
         (
             "/health",

@@ -60,6 +60,38 @@ async def test_openapi_of_the_installed_service_is_valid(make_client):
     validate(await (await client.get("/openapi.json")).json())
 
 
+async def test_openapi_projectid_schema_holds_what_the_service_refuses(make_client):
+    """A generator that keeps to the document never sends a projectId refused for its form."""
+    import re
+
+    client = await make_client()
+    document = await (await client.get("/openapi.json")).json()
+    execute = document["paths"]["/v1/projects/{projectId}/datasources/execute"]["post"]
+    [schema] = [p["schema"] for p in execute["parameters"] if p["name"] == "projectId"]
+
+    def fits(value: str) -> bool:
+        return (
+            schema["minLength"] <= len(value) <= schema["maxLength"]
+            and re.search(schema["pattern"], value) is not None
+        )
+
+    for value in (
+        "p" * schema["maxLength"],
+        "p" * (schema["maxLength"] + 1),
+        "%20%20",
+        "a",
+    ):
+        text = value.replace("%20", " ")
+        response = await client.post(
+            f"/v1/projects/{value}/datasources/execute", json={}, headers=AUTH
+        )
+        body = await response.json()
+        refused_for_id = any(
+            d["path"] == "projectId" for d in body["error"].get("details") or []
+        )
+        assert refused_for_id is not fits(text), (value, body)
+
+
 async def test_metrics_count_calls_and_requests(make_client):
     client = await make_client(
         extra_plugins=(("echo", EchoPlugin()),), load_entry_points=False
