@@ -130,9 +130,11 @@ class Table:
         return tuple(self.column_type(n) for n in self.names)
 
     @cached_property
-    def has_literal_defaults(self) -> bool:
-        """Whether a create may bind a default (a warm create skips looking otherwise)."""
-        return any(c.has_default and not c.default_is_expression for c in self.columns)
+    def literal_defaults(self) -> tuple[Column, ...]:
+        """The columns whose default a create binds as a value when it leaves them out."""
+        return tuple(
+            c for c in self.columns if c.has_default and not c.default_is_expression
+        )
 
     @cached_property
     def has_json(self) -> bool:

@@ -290,8 +290,8 @@ def _bound_defaults(table: Table, values: dict[str, Any]) -> list[Any]:
     """The literal defaults of the fields ``values`` leaves out, in the statement's order."""
     return [
         adapt(c.type, c.loaded_default)
-        for c in table.columns
-        if c.has_default and not c.default_is_expression and c.name not in values
+        for c in table.literal_defaults
+        if c.name not in values
     ]
 
 
@@ -309,7 +309,7 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
         STATEMENTS.put(key, statement)
     else:
         bound = _bound(table, values)
-        if table.has_literal_defaults:
+        if len(values) < len(table.columns) and table.literal_defaults:
             bound += _bound_defaults(table, values)
     return Query(statement, bound, table.names, "row", types=table.types)
 
