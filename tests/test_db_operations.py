@@ -690,6 +690,21 @@ async def test_a_literal_default_with_a_percent_sign_is_stored_as_written(db):
     assert (row["a"], row["b"]) == ("given", "100%% sure")
 
 
+async def test_a_warm_create_with_a_given_string_id_binds_the_defaults_left_out(db):
+    """The warm path binds the defaults again, where the id is among the values."""
+    keyed = {
+        **PAIR,
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "a", "type": "string", "default": "x"},
+            {"name": "n", "type": "integer"},
+        ],
+    }
+    for key in ("k1", "k2"):
+        row = await db.ok("create", {"values": {"id": key, "n": 1}}, data_source=keyed)
+        assert row["data"] == {"id": key, "a": "x", "n": 1}
+
+
 async def test_defaults_python_reads_and_postgresql_would_not_are_given_canonically(db):
     """A urn uuid and an offset past 15:59 migrate as the same value in PostgreSQL's form."""
     odd = {

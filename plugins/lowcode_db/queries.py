@@ -309,7 +309,7 @@ def build_create(schema: str, table: Table, params: dict[str, Any]) -> Query:
         STATEMENTS.put(key, statement)
     else:
         bound = _bound(table, values)
-        if len(values) < len(table.columns) and table.literal_defaults:
+        if table.literal_defaults:
             bound += _bound_defaults(table, values)
     return Query(statement, bound, table.names, "row", types=table.types)
 
