@@ -96,7 +96,45 @@ def check_header_names(value: dict[str, Any]) -> None:
         raise ValidationError(found)
 
 
-class OutboundHeaders(fields.Dict):
+class EveryEntryDict(fields.Dict):
+    """A dict field whose answer holds every entry's problem at once.
+
+    A value of the wrong type stops marshmallow before the field's validators, so they run
+    again on the entries that loaded, with empty text standing in for the others so that
+    their keys are still checked.
+    """
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as e:
+            if not isinstance(value, dict) or not isinstance(e.valid_data, dict):
+                raise
+            found: list[Any] = [
+                {
+                    name: _entry_problem(problem)
+                    for name, problem in e.messages_dict.items()
+                }
+            ]
+            valid = e.valid_data
+
+        try:
+            self._validate({name: valid.get(name, "") for name in value})
+        except ValidationError as e:
+            found.extend(
+                e.messages
+            )  # a list: marshmallow gathers its validators' messages
+        raise ValidationError(found)
+
+
+def _entry_problem(problem: Any) -> Any:
+    """An entry's problem under its key alone (marshmallow nests a value's under ``value``)."""
+    return problem.get("value", problem) if isinstance(problem, dict) else problem
+
+
+class OutboundHeaders(EveryEntryDict):
     """The ``headers`` of an outbound request: valid names, scalar values, known templates,
     no control character in a value as written.
 
@@ -112,30 +150,6 @@ class OutboundHeaders(fields.Dict):
             validate=[check_header_names, check_templates, check_header_values],
             **kwargs,
         )
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> Any:
-        try:
-            return super()._deserialize(value, attr, data, **kwargs)
-        except ValidationError as e:
-            if not isinstance(value, dict) or not isinstance(e.valid_data, dict):
-                raise
-            found: list[Any] = [
-                {
-                    name: problem.get("value", problem)
-                    for name, problem in e.messages_dict.items()
-                }
-            ]
-            valid = e.valid_data
-
-        # A value of the wrong type stops marshmallow before the validators: run them on the
-        # others, with empty text in its place so that its name is still checked.
-        try:
-            self._validate({name: valid.get(name, "") for name in value})
-        except ValidationError as e:
-            found.extend(e.messages)
-        raise ValidationError(found)
 
 
 def check_header_values(value: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from marshmallow import (
 )
 
 from lowcode_runtime.fields import (
+    EveryEntryDict,
     OutboundHeaders,
     Scalar,
     StrictBoolean,
@@ -97,7 +98,7 @@ def _url(value: str) -> None:
     check_templates(value)
 
 
-class RestQuery(fields.Dict):
+class RestQuery(EveryEntryDict):
     """``query``: a value of the wrong type does not hide another entry's bad template."""
 
     def __init__(self) -> None:
@@ -107,28 +108,6 @@ class RestQuery(fields.Dict):
             load_default=dict,
             validate=check_templates,
         )
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> Any:
-        try:
-            return super()._deserialize(value, attr, data, **kwargs)
-        except ValidationError as e:
-            if not isinstance(value, dict) or not isinstance(e.valid_data, dict):
-                raise
-            found = {
-                name: problem.get("value", problem)
-                if isinstance(problem, dict)
-                else problem
-                for name, problem in e.messages_dict.items()
-            }
-            valid = e.valid_data
-
-        try:
-            check_templates(valid)
-        except ValidationError as e:
-            found.update(e.messages_dict)
-        raise ValidationError(found)
 
 
 class RestDefinition(dict[str, Any]):
