@@ -25,6 +25,24 @@ TYPED = {
 }
 
 
+def behind_the_service(
+    database_url: str, project: str, statement: str, params: tuple = ()
+) -> list[tuple]:
+    """Run ``statement`` straight on PostgreSQL, ``{schema}`` standing for the project's
+    schema: what another client does to a table the service made. Its rows, if any."""
+    import psycopg2
+
+    from lowcode_db.tenancy import schema_name
+
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(statement.replace("{schema}", schema_name(project)), params)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
 async def test_create_get_update_delete(db):
     created = (await db.ok("create", {"values": {"title": "First", "amount": "9.90"}}))[
         "data"
@@ -161,17 +179,13 @@ async def test_json_rules_of_each_type(db):
 
 
 async def test_non_finite_numbers_in_the_table_become_strings(db, database_url):
-    import psycopg2
-
-    from lowcode_db.tenancy import schema_name
-
     row = (await db.ok("create", {"values": {"label": "n"}}, data_source=TYPED))["data"]
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE \"{schema_name(db.project)}\".things SET ratio = 'NaN', "
-            "price = '-Infinity' WHERE id = %s",
-            (row["id"],),
-        )
+    behind_the_service(
+        database_url,
+        db.project,
+        "UPDATE \"{schema}\".things SET ratio = 'NaN', price = '-Infinity' WHERE id = %s",
+        (row["id"],),
+    )
     got = (await db.ok("get", {"id": row["id"]}, data_source=TYPED))["data"]
     assert got["ratio"] == "NaN"
     assert got["price"] == "-Infinity"
@@ -574,9 +588,6 @@ async def test_definition_and_params_violations_are_reported_together(db):
 
 async def test_an_id_declared_integer_is_the_default_identity(db, database_url):
     """``id: integer`` changes nothing: the same bigint identity as no declaration at all."""
-    import psycopg2
-
-    from lowcode_db.tenancy import schema_name
 
     plain = {
         "type": "db",
@@ -602,14 +613,13 @@ async def test_an_id_declared_integer_is_the_default_identity(db, database_url):
     assert body["error"]["details"] == [{"path": "params.values.id",
         "message": "the id is generated (a bigint identity): leave it out"}]  # fmt: skip
 
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT data_type, is_identity FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = 'n' AND column_name = 'id'",
-            (schema_name(db.project),),
-        )
-        assert cursor.fetchall() == [("bigint", "YES")]
-    connection.close()
+    identity = behind_the_service(
+        database_url,
+        db.project,
+        "SELECT data_type, is_identity FROM information_schema.columns "
+        "WHERE table_schema = '{schema}' AND table_name = 'n' AND column_name = 'id'",
+    )
+    assert identity == [("bigint", "YES")]
 
 
 async def test_an_id_of_another_type_names_the_allowed_ones(db):
@@ -628,9 +638,6 @@ async def test_an_id_of_another_type_names_the_allowed_ones(db):
 
 async def test_the_smallest_64_bit_integer_is_bound_everywhere(db, database_url):
     """-2^63 interpolated before ``::bigint`` read as ``-(2^63::bigint)``, which overflows."""
-    import psycopg2
-
-    from lowcode_db.tenancy import schema_name
 
     smallest = -(2**63)
     for given in (smallest, str(smallest)):
@@ -652,13 +659,12 @@ async def test_the_smallest_64_bit_integer_is_bound_everywhere(db, database_url)
             "update", {"id": row["id"], "values": {"count": given}}, data_source=TYPED
         )
 
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(  # a row whose id is the smallest one, to get and delete by it
-            f'INSERT INTO "{schema_name(db.project)}".things (id, count) '
-            "OVERRIDING SYSTEM VALUE VALUES (%s, 1)",
-            (str(smallest),),
-        )
-    connection.close()
+    behind_the_service(  # a row whose id is the smallest one, to get and delete by it
+        database_url,
+        db.project,
+        'INSERT INTO "{schema}".things (id, count) OVERRIDING SYSTEM VALUE VALUES (%s, 1)',
+        (str(smallest),),
+    )
     got = await db.ok("get", {"id": str(smallest)}, data_source=TYPED)
     assert got["data"]["id"] == str(smallest)
     deleted = await db.ok("delete", {"id": smallest}, data_source=TYPED)
@@ -729,16 +735,11 @@ async def test_a_value_postgresql_finds_out_of_range_is_named_when_it_can_be(
     db, database_url
 ):
     """A column narrowed behind the service: the one value written is the one refused."""
-    import psycopg2
-
-    from lowcode_db.tenancy import schema_name
 
     await db.ok("list", data_source=PAIR)
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            f'ALTER TABLE "{schema_name(db.project)}".pairs ALTER n TYPE integer'
-        )
-    connection.close()
+    behind_the_service(
+        database_url, db.project, 'ALTER TABLE "{schema}".pairs ALTER n TYPE integer'
+    )
 
     status, body = await db.call("create", {"values": {"n": 2**40}}, data_source=PAIR)
     assert status == 400, body
@@ -785,18 +786,15 @@ async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
 ):
     """Rows written behind the service (or by a type change) with an infinity, a year past
     9999 or one before Christ: every read of the table used to answer INTERNAL."""
-    import psycopg2
-
-    from lowcode_db.tenancy import schema_name
 
     await db.ok("list", data_source=TYPED)
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            f'INSERT INTO "{schema_name(db.project)}".things (label, day, at) VALUES '
-            "('inf', 'infinity', 'infinity'), ('far', '10000-01-01', '10000-01-01T00:00Z'), "
-            "('bc', '0044-03-15 BC', '0044-03-15 12:00+00 BC')"
-        )
-    connection.close()
+    behind_the_service(
+        database_url,
+        db.project,
+        'INSERT INTO "{schema}".things (label, day, at) VALUES '
+        "('inf', 'infinity', 'infinity'), ('far', '10000-01-01', '10000-01-01T00:00Z'), "
+        "('bc', '0044-03-15 BC', '0044-03-15 12:00+00 BC')",
+    )
 
     rows = (await db.ok("list", {"sort": ["id"]}, data_source=TYPED))["data"]
     assert [(r["label"], r["day"], r["at"]) for r in rows] == [
@@ -811,16 +809,11 @@ async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
 async def test_a_value_too_long_for_a_column_narrowed_behind_the_service_says_so(
     db, database_url
 ):
-    import psycopg2
-
-    from lowcode_db.tenancy import schema_name
 
     await db.ok("list", data_source=PAIR)
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            f'ALTER TABLE "{schema_name(db.project)}".pairs ALTER a TYPE varchar(3)'
-        )
-    connection.close()
+    behind_the_service(
+        database_url, db.project, 'ALTER TABLE "{schema}".pairs ALTER a TYPE varchar(3)'
+    )
 
     status, body = await db.call("create", {"values": {"a": "four"}}, data_source=PAIR)
     assert status == 400, body
