@@ -99,22 +99,23 @@ _CYCLE = 400
 """The Gregorian calendar repeats every 400 years, weekdays and leap days included."""
 
 
-def _date(text: str | None, cursor: Any) -> dt.date | str | None:
-    if text is None or text in INFINITIES:
-        return INFINITIES.get(text) if text else None
-    try:
-        return psycopg2.extensions.PYDATE(text, cursor)  # type: ignore[no-any-return]
-    except ValueError:
-        return beyond_python(text)
+def _reading_beyond_python(parse: Any) -> Any:
+    """psycopg2's ``parse`` of a date or timestamptz, with what Python cannot hold (infinity,
+    years past 9999 or before 1) as :func:`beyond_python` writes it."""
+
+    def read(text: str | None, cursor: Any) -> dt.date | str | None:
+        if text is None or text in INFINITIES:
+            return INFINITIES.get(text) if text else None
+        try:
+            return parse(text, cursor)  # type: ignore[no-any-return]
+        except ValueError:
+            return beyond_python(text)
+
+    return read
 
 
-def _timestamptz(text: str | None, cursor: Any) -> dt.datetime | str | None:
-    if text is None or text in INFINITIES:
-        return INFINITIES.get(text) if text else None
-    try:
-        return psycopg2.extensions.PYDATETIMETZ(text, cursor)  # type: ignore[no-any-return]
-    except ValueError:
-        return beyond_python(text)
+_date = _reading_beyond_python(psycopg2.extensions.PYDATE)
+_timestamptz = _reading_beyond_python(psycopg2.extensions.PYDATETIMETZ)
 
 
 def beyond_python(text: str) -> str:
