@@ -806,6 +806,38 @@ async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
     assert one["data"]["at"] == "+10000-01-01T00:00:00+00:00"
 
 
+async def test_a_value_too_large_for_an_index_is_the_callers_not_the_databases(db):
+    """PostgreSQL's index row limit is an ``OperationalError`` in psycopg2, as a lost
+    connection is: it was answered DB_UNAVAILABLE and emptied the pool."""
+    import random
+    import string
+
+    indexed = {
+        **PAIR,
+        "fields": [{"name": "t", "type": "text"}],
+        "indexes": [{"fields": ["t"]}],
+    }
+    large = "".join(random.choices(string.ascii_letters, k=20_000))  # past compression
+    row = (await db.ok("create", {"values": {"t": "small"}}, data_source=indexed))[
+        "data"
+    ]
+
+    for operation, params in [
+        ("create", {"values": {"t": large}}),
+        ("update", {"id": row["id"], "values": {"t": large}}),
+    ]:
+        status, body = await db.call(operation, params, data_source=indexed)
+        assert status == 400, body
+        assert body["error"]["details"] == [
+            {"path": "params.values.t",
+             "message": "PostgreSQL rejected this value of pairs as too large for an index "
+                        "of its table"}
+        ]  # fmt: skip
+
+    listed = await db.ok("list", data_source=indexed)
+    assert [r["t"] for r in listed["data"]] == ["small"]
+
+
 async def test_a_value_too_long_for_a_column_narrowed_behind_the_service_says_so(
     db, database_url
 ):

@@ -101,9 +101,20 @@ def _map_error(
                 {"path": f"params.values.{column}", "message": "a value is required"}
             ],
         )
-    if error.pgcode and error.pgcode.startswith("22"):
+    if (error.pgcode and error.pgcode.startswith("22")) or error.pgcode == "54000":
         return _rejected_value(error.pgcode, table, params)
+    if _beyond_a_limit(error):
+        return ValidationFailed(
+            f"PostgreSQL found this call on {table.name} beyond one of its limits "
+            f"(SQLSTATE {error.pgcode}): make it smaller"
+        )
     return error
+
+
+def _beyond_a_limit(error: psycopg2.Error) -> bool:
+    """Class 54, program limit exceeded: psycopg2 makes it an ``OperationalError``, as it does
+    a lost connection, yet it is the call's size, not the database, that is at fault."""
+    return bool(error.pgcode and error.pgcode.startswith("54"))
 
 
 # What PostgreSQL's data exceptions (class 22) found wrong with a value, as the end of a message.
@@ -112,6 +123,7 @@ DATA_EXCEPTIONS = {
     "22003": "as out of range",
     "22008": "as a date or time out of range",
     "22021": "as text that the database's encoding cannot hold",
+    "54000": "as too large for an index of its table",
 }
 
 
@@ -154,8 +166,10 @@ async def handle(call: Call) -> Result:
             try:
                 await migrator.ensure(session, target)
                 rows = await session.execute(query.statement, query.params)
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                raise
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+                if not _beyond_a_limit(e):
+                    raise  # the connection's fault: the session answers DB_UNAVAILABLE
+                raise _map_error(e, table, call.params) from e
             except psycopg2.Error as e:
                 if attempt == 1 and e.pgcode in STALE_CODES:
                     migrator.forget(target)
