@@ -806,6 +806,23 @@ async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
     assert one["data"]["at"] == "+10000-01-01T00:00:00+00:00"
 
 
+async def test_a_json_field_answers_a_large_integer_as_it_was_given(db):
+    """The integer-as-string rule is for ``integer`` fields: a json value reads back as sent
+    and as a filter finds it, at its top level as inside."""
+    holder = {**PAIR, "fields": [{"name": "j", "type": "json"}]}
+    large = 2**53 + 1
+    for given in (large, [large], {"k": large}, 2**70, -(2**70)):
+        row = (await db.ok("create", {"values": {"j": given}}, data_source=holder))[
+            "data"
+        ]
+        assert row["j"] == given
+        again = await db.ok("get", {"id": row["id"]}, data_source=holder)
+        assert again["data"]["j"] == given
+
+    found = await db.ok("list", {"filter": {"j": {"eq": large}}}, data_source=holder)
+    assert [r["j"] for r in found["data"]] == [large]
+
+
 async def test_a_value_too_large_for_an_index_is_the_callers_not_the_databases(db):
     """PostgreSQL's index row limit is an ``OperationalError`` in psycopg2, as a lost
     connection is: it was answered DB_UNAVAILABLE and emptied the pool."""

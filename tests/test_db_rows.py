@@ -29,9 +29,14 @@ column_values = st.one_of(
 @given(st.lists(column_values, max_size=6))
 def test_a_row_is_to_json_of_each_value(values):
     names = [f"c{i}" for i in range(len(values))]
-    kinds = ["json"] * len(values)
+    kinds = ["text"] * len(values)  # the conversion goes by the value's class, json aside
     expected = {n: to_json(k, v) for n, k, v in zip(names, kinds, values, strict=True)}
     assert row_to_json(names, kinds, values) == expected
+
+
+@given(st.integers(min_value=-(2**64), max_value=2**64))
+def test_a_json_integer_is_answered_as_a_number_however_large(value):
+    assert row_to_json(["j"], ["json"], [value]) == {"j": value}
 
 
 @pytest.fixture(scope="module")

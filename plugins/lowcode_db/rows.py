@@ -1,6 +1,7 @@
 """The JSON of a row (6.6) and the adaptation of values for binding.
 
-Integers stay numbers while a JavaScript client can hold them exactly (within 2^53-1);
+Integers stay numbers while a JavaScript client can hold them exactly (within 2^53-1), and
+always in a ``json`` field, which answers what it was given;
 decimals are strings so that no digit is lost; non-finite floats and decimals, which JSON
 cannot carry, become the strings ``NaN``, ``Infinity`` and ``-Infinity``. Dates and times that
 Python cannot hold (PostgreSQL's infinities, years past 9999 or before 1) are answered too,
@@ -41,9 +42,9 @@ def _non_finite(value: float | decimal.Decimal) -> str:
 
 
 def to_json(field_type: str, value: Any) -> Any:
-    """One column value in the JSON of 6.6."""
-    if value is None:
-        return None
+    """One column value in the JSON of 6.6; a ``json`` one as it was stored, whatever it is."""
+    if value is None or field_type == "json":
+        return value
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
