@@ -806,6 +806,28 @@ async def test_dates_and_times_python_cannot_hold_are_answered_not_fatal(
     assert one["data"]["at"] == "+10000-01-01T00:00:00+00:00"
 
 
+@pytest.mark.parametrize("name", ["ctid", "xmin", "cmin", "xmax", "cmax", "tableoid"])
+async def test_a_field_named_as_a_system_column_is_refused_before_any_migration(
+    db, database_url, name
+):
+    clashing = {
+        **PAIR,
+        "fields": [{"name": "a", "type": "string"}, {"name": name, "type": "text"}],
+    }
+    status, body = await db.call("list", data_source=clashing)
+    assert status == 400, body
+    assert body["error"]["details"] == [
+        {"path": "dataSource.fields.1.name",
+         "message": f"{name} is a system column of every PostgreSQL table: choose another name"}
+    ]  # fmt: skip
+    tables = behind_the_service(
+        database_url,
+        db.project,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'",
+    )
+    assert tables == [(0,)]
+
+
 async def test_a_json_field_answers_a_large_integer_as_it_was_given(db):
     """The integer-as-string rule is for ``integer`` fields: a json value reads back as sent
     and as a filter finds it, at its top level as inside."""

@@ -53,8 +53,20 @@ def check_identifier(value: Any) -> None:
         raise ValidationError("names starting with __lowcode_ are reserved")
 
 
+SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
+"""Every PostgreSQL table has these columns already: a field cannot take their names."""
+
+
+def check_field_name(value: Any) -> None:
+    check_identifier(value)
+    if value in SYSTEM_COLUMNS:
+        raise ValidationError(
+            f"{value} is a system column of every PostgreSQL table: choose another name"
+        )
+
+
 class FieldSchema(Schema):
-    name = mf.String(required=True, validate=check_identifier)
+    name = mf.String(required=True, validate=check_field_name)
     type = mf.String(required=True, validate=validate.OneOf(FIELD_TYPES))
     required = StrictBoolean(load_default=False)
     default = mf.Raw(allow_none=True)
