@@ -326,6 +326,24 @@ async def test_bad_seeds_are_validation_failed(make_db_client):
     assert paths == {"dataSource.seeds.1.amount", "dataSource.seeds.1.title"}
 
 
+async def test_a_seed_id_leaves_room_for_the_ids_of_new_rows(make_db_client):
+    """The identity moves past the largest seed id: at 2^63-1 every create would fail."""
+    db = await make_db_client(apply_seeds=True)
+    largest = 2**63 - 1
+    full = {**ORDERS, "seeds": [{"id": largest, "title": "last"}]}
+    status, body = await db.call("list", data_source=full)
+    assert status == 400, body
+    assert body["error"]["details"] == [
+        {"path": "dataSource.seeds.0.id",
+         "message": f"a seed's integer id is at most {largest - 1}, so that new rows have ids "
+                    "after it"}
+    ]  # fmt: skip
+
+    room = {**ORDERS, "seeds": [{"id": largest - 1, "title": "last"}]}
+    created = await db.ok("create", {"values": {"title": "new"}}, data_source=room)
+    assert created["data"]["id"] == str(largest)
+
+
 @pytest.mark.parametrize("apply_seeds", [False, True])
 async def test_bad_seeds_are_refused_whatever_the_flag(
     make_db_client, database_url, apply_seeds

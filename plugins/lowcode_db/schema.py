@@ -41,6 +41,7 @@ MAX_INDEXES = 50
 MAX_SEEDS = 1000
 MAX_LIST = 1000
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+LARGEST_BIGINT = 2**63 - 1
 
 
 def check_identifier(value: Any) -> None:
@@ -209,6 +210,13 @@ def load_seed_rows(
                 seed_id = load_value(id_type, seed_id)
             except ValidationError as e:
                 problems["id"] = e.messages
+            else:
+                if id_type == "integer" and seed_id >= LARGEST_BIGINT:
+                    # The identity moves past the largest seed id: none would be left.
+                    problems["id"] = [
+                        f"a seed's integer id is at most {LARGEST_BIGINT - 1}, so that new "
+                        "rows have ids after it"
+                    ]
         if problems:
             errors[position] = problems
             continue
