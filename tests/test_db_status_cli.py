@@ -326,6 +326,11 @@ def test_a_dry_run_with_only_seeds_to_insert_says_planned(
     report = json.loads(dry.stdout)
     assert report["outcome"] == "planned", report
     assert report["changes"] == ["insert the 2 seed row(s) of table things"]
+    text = run_cli(
+        database_url, "migrate", project_id, str(definition), "--dry-run", **seeds
+    )
+    assert "nothing to do" not in text.stderr, text.stderr
+    assert "--   insert the 2 seed row(s) of table things" in text.stderr, text.stderr
 
     run_cli(database_url, "migrate", project_id, str(definition), "--json", **seeds)
     again = run_cli(database_url, "migrate", project_id, str(definition), "--dry-run",

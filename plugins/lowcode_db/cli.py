@@ -220,13 +220,16 @@ def _dry_run_summary(where: str, report: dict[str, Any]) -> str:
     verdict = {"blocked": " would be blocked", "failed": " would fail"}.get(
         report["outcome"], ""
     )
+    changes = report.get("changes", [])
     if verdict and not count:
         size = verdict.strip()
     elif verdict:
         size += verdict
+    elif changes and not count:
+        size = "no statement"  # seeds alone: the changes below say which
     lines = [f"-- {report['outcome']}: {where}, {size}; dry run, nothing changed"]
-    if verdict:
-        lines += [f"--   {change}" for change in report.get("changes", [])]
+    if verdict or not count:
+        lines += [f"--   {change}" for change in changes]
     return "\n".join(lines)
 
 
