@@ -45,8 +45,15 @@ def url_problem(url: URL) -> str | None:
     return _name_problem(host)
 
 
+_DIGITS_AND_DOTS = frozenset("0123456789.")
+
+
 def _name_problem(host: str) -> str | None:
     """A name is checked as ``getaddrinfo`` will read it: through Python's ``idna`` codec."""
+    if set(host) <= _DIGITS_AND_DOTS and parse_ip_literal(host) is None:
+        # aiohttp takes such a host for an address, and refuses it as one.
+        return "the URL's host is written in digits but is not an IPv4 address"
+
     try:
         ascii_form = host.encode("idna").decode("ascii")
     except UnicodeError:

@@ -212,6 +212,21 @@ async def test_an_address_spelt_in_non_ascii_digits_is_refused(client, upstream,
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize(
+    "host", ["4294967296", "1.2.3.4.5", "256.1.1.1", "99999999999"]
+)
+async def test_a_host_in_digits_that_is_no_address_is_refused(client, upstream, host):
+    """aiohttp took it for an address and refused it as one: an UPSTREAM_UNREACHABLE that
+    named its own exception class."""
+    response, body = await execute(
+        client, {"url": "http://{{ params.h }}/echo"}, params={"h": host}
+    )
+
+    assert response.status == 400, body
+    problem = "the URL's host is written in digits but is not an IPv4 address"
+    assert body["error"]["details"] == [{"path": "dataSource.url", "message": problem}]
+
+
 @pytest.mark.parametrize("host", ["[zz::1]", "[::1", "[::1]x", "::1]"])
 async def test_an_invalid_ipv6_host_is_refused(client, host):
     response, body = await execute(client, {"url": f"http://{host}/echo"})
