@@ -29,7 +29,8 @@ column_values = st.one_of(
 @given(st.lists(column_values, max_size=6))
 def test_a_row_is_to_json_of_each_value(values):
     names = [f"c{i}" for i in range(len(values))]
-    kinds = ["text"] * len(values)  # the conversion goes by the value's class, json aside
+    # The conversion goes by the value's class (a json field's aside).
+    kinds = ["text"] * len(values)
     expected = {n: to_json(k, v) for n, k, v in zip(names, kinds, values, strict=True)}
     assert row_to_json(names, kinds, values) == expected
 
