@@ -53,7 +53,8 @@ class Catalog:
     what already holds it anywhere in the schema (an index's table, or a relation's own name),
     since index names are unique per schema, not per table. ``defaults`` holds each column's
     default as PostgreSQL writes it; ``same_defaults`` the fields whose default is already the
-    definition's.
+    definition's. ``held_by`` says what holds the table's own name when that is no table (an
+    index, a sequence, a view): the migration fails before any step runs.
     """
 
     columns: dict[str, tuple[str, bool]]
@@ -62,6 +63,7 @@ class Catalog:
     taken: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict)
     same_defaults: frozenset[str] = frozenset()
+    held_by: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -119,30 +121,77 @@ def plan(schema: str, table: Table, catalog: Catalog) -> list[Step]:
     """The steps that bring ``catalog`` to ``table``; empty when nothing is to do."""
     target = qualified(schema, table.name)
     steps: list[Step] = []
+    created: dict[str, str] = {}
 
     if not catalog.exists:
         body = sql.SQL(", ").join(
             [id_sql(table), *(column_sql(c) for c in table.columns)]
         )
+        error = None
+        if catalog.held_by is not None:
+            error = (
+                f"table {table.name}: the name {table.name} is already used by "
+                f"{catalog.held_by}; give the dataSource's table another name"
+            )
         steps.append(
             Step(
                 sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, body),
                 f"create table {table.name}",
+                error=error,
             )
         )
+        if error is not None:
+            return steps
+        created = created_names(table)
     else:
         steps += _column_steps(target, table, catalog)
 
-    steps += _index_steps(target, table, catalog)
+    steps += _index_steps(target, table, catalog, created)
     return steps
 
 
-def _index_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[Step]:
+def created_names(table: Table) -> dict[str, str]:
+    """The relations that creating ``table`` makes besides its indexes, by name, described:
+    the table, its primary key's index and, for an ``integer`` id, its identity sequence.
+
+    Named as PostgreSQL names them (``<table>_pkey``, ``<table>_id_seq``, cut to 63 bytes);
+    PostgreSQL picks another name (``<table>_pkey1``) when one is held already, which the
+    catalog then reports as taken.
+    """
+    name = table.name
+    names = {
+        name: f"table {name} itself",
+        object_name(name, None, "pkey"): f"the primary key index of table {name}",
+    }
+    if table.id_type == "integer":
+        names[object_name(name, "id", "seq")] = f"the sequence of {name}.id"
+    return {key: f"{what}, which this migration creates" for key, what in names.items()}
+
+
+def object_name(name1: str, name2: str | None, label: str) -> str:
+    """PostgreSQL's ``makeObjectName``: ``name1_name2_label`` with the longer of the two names
+    cut, a character at a time, until the whole fits 63 bytes (names here are ASCII)."""
+    available = 63 - len(label) - 1 - (1 if name2 is not None else 0)  # the underscores
+    chars1, chars2 = len(name1), len(name2 or "")
+    while chars1 + chars2 > available:
+        if chars1 > chars2:
+            chars1 -= 1
+        else:
+            chars2 -= 1
+    parts = [name1[:chars1], *([name2[:chars2]] if name2 is not None else []), label]
+    return "_".join(parts)
+
+
+def _index_steps(
+    target: sql.Composed, table: Table, catalog: Catalog, created: dict[str, str]
+) -> list[Step]:
     """A step per wanted index that the table lacks; one whose name is taken carries an error.
 
     An index of the table with the same columns and flag counts as present whatever its name,
     so the names of earlier versions keep serving; a name held by another table, or by an
-    index of other columns, is never taken for "already there".
+    index of other columns, is never taken for "already there". ``created`` holds the names
+    that the migration's CREATE TABLE takes (:func:`created_names`), taken as well: PostgreSQL
+    would skip the CREATE INDEX IF NOT EXISTS of such a name without a word.
     """
     steps: list[Step] = []
     present = {
@@ -164,7 +213,7 @@ def _index_steps(target: sql.Composed, table: Table, catalog: Catalog) -> list[S
         change = (
             f"create {kind} {index.name} on {table.name} ({', '.join(index.fields)})"
         )
-        holder = catalog.taken.get(index.name)
+        holder = catalog.taken.get(index.name) or created.get(index.name)
         if index.name in planned:
             holder = f"another index of {table.name}"
         error = None

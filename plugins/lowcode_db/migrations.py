@@ -53,18 +53,26 @@ SELECT
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace
      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND a.attnum > 0
-      AND NOT a.attisdropped)
+    WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND c.relkind IN ('r', 'p')
+      AND a.attnum > 0 AND NOT a.attisdropped)
 """
-# Every index of the table and every relation of the schema holding a wanted name: index
-# names are unique per schema, and a name is only "there" with the same table and columns.
+# Every index of the table and every relation of the schema holding a wanted name (the table's
+# own, or an index's): relation names are unique per schema, and a name is only "there" with
+# the same table and columns. A sequence comes with the column that owns it, if any.
 RELATIONS_QUERY = """
 SELECT r.relname, r.relkind, t.relname, i.indisunique,
        i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
          AND i.indnatts = i.indnkeyatts AND am.amname = 'btree',
        ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, pos)
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
-              ORDER BY k.pos)
+              ORDER BY k.pos),
+       i.indisprimary,
+       (SELECT format('%%s.%%s', ot.relname, oa.attname)
+          FROM pg_depend dep JOIN pg_class ot ON ot.oid = dep.refobjid
+          JOIN pg_attribute oa ON oa.attrelid = dep.refobjid AND oa.attnum = dep.refobjsubid
+         WHERE r.relkind = 'S' AND dep.classid = 'pg_class'::regclass AND dep.objid = r.oid
+           AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
+         LIMIT 1)
   FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace
   LEFT JOIN pg_index i ON i.indexrelid = r.oid
   LEFT JOIN pg_class t ON t.oid = i.indrelid
@@ -223,11 +231,21 @@ async def read_catalog(session: Session, schema: str, table: Table) -> Catalog:
         name: (kind, bool(not_null)) for name, kind, not_null, _ in found_columns
     }
     defaults = {name: text for name, _, _, text in found_columns if text is not None}
-    wanted = [index.name for index in table.indexes]
+    wanted = [table.name, *(index.name for index in table.indexes)]
     relations = await session.execute(RELATIONS_QUERY, {**names, "names": wanted})
+    holder = next(
+        (
+            _holder(row)
+            for row in relations
+            if row[0] == table.name and row[1] not in _TABLE_KINDS
+        ),
+        None,
+    )
+    if holder is not None:  # an index, a sequence, a view: the migration fails
+        return Catalog({}, held_by=holder)
     own = {
         name: IndexShape(owner, tuple(fields), bool(unique), bool(plain))
-        for name, kind, owner, unique, plain, fields in relations
+        for name, kind, owner, unique, plain, fields, *_ in relations
         if kind in ("i", "I") and owner == table.name
     }
     taken = _taken(table, own, relations)
@@ -293,16 +311,41 @@ def _taken(
     """What holds each wanted name already, described for the MIGRATION_FAILED message."""
     wanted = {index.name for index in table.indexes}
     taken = {}
-    for name, kind, owner, *_ in relations:
+    for row in relations:
+        name, kind, owner, _, _, _, primary, _ = row
         if name not in wanted:
             continue
-        if kind not in ("i", "I"):
-            taken[name] = f"the relation {name} of the schema"
-        elif owner != table.name:
-            taken[name] = f"an index of table {owner}"
-        else:
+        if kind in ("i", "I") and owner == table.name and not primary:
             taken[name] = f"an index of {owner} on ({', '.join(own[name].fields)})"
+        else:
+            taken[name] = _holder(row)
     return taken
+
+
+_TABLE_KINDS = ("r", "p")
+_KINDS = {
+    "S": "a sequence",
+    "v": "a view",
+    "m": "a materialized view",
+    "f": "a foreign table",
+    "c": "a composite type",
+}
+
+
+def _holder(row: Any) -> str:
+    """The relation of a RELATIONS_QUERY row, described for a MIGRATION_FAILED message."""
+    name, kind, owner, _, _, _, primary, sequence_of = row
+    if kind in _TABLE_KINDS:
+        return f"table {name}"
+    if kind in ("i", "I"):
+        return (
+            f"the primary key index of table {owner}"
+            if primary
+            else f"an index of table {owner}"
+        )
+    if kind == "S" and sequence_of is not None:
+        return f"the sequence of {sequence_of}"
+    return _KINDS.get(kind, "another relation")
 
 
 async def migrate(
