@@ -326,6 +326,30 @@ async def test_bad_seeds_are_validation_failed(make_db_client):
     assert paths == {"dataSource.seeds.1.amount", "dataSource.seeds.1.title"}
 
 
+async def test_a_migration_failing_on_its_seeds_alone_is_logged_and_in_the_status(
+    make_db_client, database_url
+):
+    """Seeds have no statement of their own: the failure wrote no log row, and the status
+    said ready with no error."""
+    db = await make_db_client(apply_seeds=True)
+    cats = {"type": "db", "name": "cats", "table": "cats",
+            "fields": [{"name": "name", "type": "string", "unique": True}],
+            "seeds": [{"name": "a"}]}  # fmt: skip
+    await db.ok("list", data_source=cats)
+    clashing = {**cats, "seeds": [{"name": "a"}, {"name": "b"}]}
+    status, body = await db.call("list", data_source=clashing)
+    assert status == 500, body
+    assert body["error"]["code"] == "MIGRATION_FAILED"
+
+    last = log(database_url, db.project)[-1]
+    assert last[1] == "failed", last
+    status_body = await (
+        await db.client.get(f"/preview/status/{db.project}", headers=AUTH)
+    ).json()
+    assert status_body["data"]["status"] == "failed", status_body
+    assert status_body["data"]["lastError"] == body["error"]["message"]
+
+
 async def test_a_seed_id_leaves_room_for_the_ids_of_new_rows(make_db_client):
     """The identity moves past the largest seed id: at 2^63-1 every create would fail."""
     db = await make_db_client(apply_seeds=True)

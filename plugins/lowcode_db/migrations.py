@@ -526,7 +526,9 @@ async def _apply(
         await session.execute("ROLLBACK TO SAVEPOINT lowcode_migration")
         message = _failure_message(target.table, failing, e)
         if not dry_run:
-            await _log(session, target, outcome.statements, "failed", message)
+            # Seeds alone have no statement of their own, and the log must hold the failure.
+            logged = outcome.statements or [f"-- seeds of table {target.table.name}"]
+            await _log(session, target, logged, "failed", message)
             await session.execute("COMMIT")
         failed = Outcome("failed", outcome.statements, outcome.changes)
         raise Failed(message, failed) from e
