@@ -828,6 +828,18 @@ async def test_a_field_named_as_a_system_column_is_refused_before_any_migration(
     assert tables == [(0,)]
 
 
+async def test_a_negative_zero_float_keeps_its_sign(db):
+    """psycopg2 wrote it as the numeric constant -0.0, which PostgreSQL reads as 0."""
+    row = (await db.ok("create", {"values": {"ratio": -0.0}}, data_source=TYPED))[
+        "data"
+    ]
+    assert str(row["ratio"]) == "-0.0"
+    again = await db.ok(
+        "update", {"id": row["id"], "values": {"ratio": -0.0}}, data_source=TYPED
+    )
+    assert str(again["data"]["ratio"]) == "-0.0"
+
+
 async def test_a_json_field_answers_a_large_integer_as_it_was_given(db):
     """The integer-as-string rule is for ``integer`` fields: a json value reads back as sent
     and as a filter finds it, at its top level as inside."""

@@ -15,6 +15,7 @@ import uuid
 from functools import cache
 from typing import Any
 
+import psycopg2.extensions
 from marshmallow import Schema, ValidationError, fields
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -64,7 +65,20 @@ class FloatValue(fields.Field):
             raise ValidationError("expected a finite number") from e
         if not math.isfinite(number):
             raise ValidationError("expected a finite number")
+        if number == 0 and math.copysign(1, number) < 0:
+            return NegativeZero(number)
         return number
+
+
+class NegativeZero(float):
+    """-0.0, which psycopg2 writes as ``-0.0``: a numeric constant to PostgreSQL, where zero
+    has no sign, so the column got 0. Bound as a float8 text instead (adapted by its type,
+    so that no other float pays for the check)."""
+
+
+psycopg2.extensions.register_adapter(
+    NegativeZero, lambda _: psycopg2.extensions.AsIs("'-0'::float8")
+)
 
 
 PLAIN_DECIMAL_MAX = 1000
