@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, validate
 from marshmallow import fields as mf
 
+from lowcode_runtime.shared_state import redis_options
+
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 EVENT_LOOPS = ("uvloop", "asyncio")
 
@@ -146,6 +148,25 @@ def _origins(items: list[str]) -> None:
             )
 
 
+def _redis_url(url: str) -> None:
+    try:
+        redis_options(url)
+    except ValueError as e:
+        raise ValidationError(f"expected a redis:// or rediss:// URL: {e}") from e
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _header_value(value: str) -> None:
+    """Sent in a header of every secrets request, where no control character may stand."""
+    if _CONTROL.search(value):
+        raise ValidationError(
+            "must not hold a line break or other control character "
+            "(a trailing newline read from a file?)"
+        )
+
+
 def _secrets_file(path: str) -> None:
     """The file must exist and hold a JSON object now; it is read again on each cache miss."""
     try:
@@ -268,9 +289,12 @@ class SettingsSchema(Schema):
     redis_url = mf.String(
         data_key="REDIS_URL",
         load_default=None,
-        validate=validate.Regexp(
-            r"^rediss?://", error="expected a redis:// or rediss:// URL"
-        ),
+        validate=[
+            validate.Regexp(
+                r"^rediss?://", error="expected a redis:// or rediss:// URL"
+            ),
+            _redis_url,
+        ],
         metadata={
             "secret": True,
             "doc": "share rate-limit counters and the secrets cache through Redis",
@@ -314,11 +338,13 @@ class SettingsSchema(Schema):
     api_service_id = mf.String(
         data_key="API_SERVICE_ID",
         load_default=None,
+        validate=_header_value,
         metadata={"doc": "this service's id at that API"},
     )
     api_service_secret = mf.String(
         data_key="API_SERVICE_SECRET",
         load_default=None,
+        validate=_header_value,
         metadata={"secret": True, "doc": "this service's secret at that API"},
     )
     secrets_cache_ttl_ms = mf.Integer(

@@ -7,10 +7,12 @@ limits per process when there are several (start-up warns about it).
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiocache import Cache
 from aiocache.serializers import JsonSerializer
+from redis.asyncio.connection import parse_url
 
 REDIS_TIMEOUT_S = 1.0
 """How long one Redis command may take: a healthy Redis answers in a millisecond or two, and
@@ -47,15 +49,27 @@ def make_cache(redis_url: str | None, namespace: str) -> Cache:
         # No time limit in memory: aiocache's would wrap each call in a task of its own.
         return Cache(Cache.MEMORY, namespace=namespace, timeout=None)
 
-    parts = urlsplit(redis_url)
-    db = int(parts.path.lstrip("/") or 0)
+    options = redis_options(redis_url)
     return Cache(
         Cache.REDIS,
-        endpoint=parts.hostname or "127.0.0.1",
-        port=parts.port or 6379,
-        db=db,
-        password=parts.password,
+        endpoint=options.pop("host", "127.0.0.1"),
+        port=options.pop("port", 6379),
+        db=options.pop("db", 0),
+        password=options.pop("password", None),
+        # The rest as redis-py read it: the user name, TLS for rediss://, query options.
+        connection_pool_kwargs=options,
         namespace=namespace,
         serializer=JsonSerializer(),
         timeout=REDIS_TIMEOUT_S,
     )
+
+
+def redis_options(redis_url: str) -> dict[str, Any]:
+    """redis-py's own reading of ``redis_url``; ValueError for one it cannot use.
+
+    redis-py drops a database that is not a number without a word: refused here instead.
+    """
+    database = urlsplit(redis_url).path.lstrip("/")
+    if database and not database.isdigit():
+        raise ValueError("the database, after the last /, must be a number")
+    return dict(parse_url(redis_url))
