@@ -187,7 +187,12 @@ def _log_listening(settings: Settings, addresses: list[Any]) -> None:
         port=port,
         pid=os.getpid(),
         eventLoop=loop,
-    ).info(f"lowcode-runtime listening on http://{settings.host}:{port}")
+    ).info(f"lowcode-runtime listening on http://{_url_host(settings.host)}:{port}")
+
+
+def _url_host(host: str) -> str:
+    """The host as a URL writes it: an IPv6 address in brackets (``[::1]``)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _log_stopping(grace_s: float) -> None:

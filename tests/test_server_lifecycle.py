@@ -261,3 +261,18 @@ async def test_embedded_postgres_that_cannot_start_stops_start_up_with_exit_1(tm
     finally:
         service.kill()
     assert "set DATABASE_URL" in service.events("service.resource_failed")[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("host", "written"),
+    [
+        ("::1", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("localhost", "localhost"),
+    ],
+)
+def test_the_listening_line_writes_the_host_as_a_url_does(host, written):
+    from lowcode_runtime.server import _url_host
+
+    assert _url_host(host) == written
