@@ -89,12 +89,23 @@ def _end_trace(request: web.Request, response: web.StreamResponse) -> None:
         ).debug(f"{request.method} {request.path} {response.status}")
 
 
+def _raised_answer(e: web.HTTPException) -> web.Response:
+    """A success or a redirect raised rather than returned (``raise web.HTTPFound(url)``): the
+    answer it holds, so that it is logged and counted like any other."""
+    return web.Response(
+        status=e.status, reason=e.reason, headers=e.headers, body=e.body
+    )
+
+
 def _http_error_answer(request: web.Request, e: web.HTTPException) -> web.Response:
     """aiohttp's own HTTP error (aiohttp-cors refusing an origin, say) as ours."""
     error_class = _HTTP_ERRORS.get(e.status)
     if error_class is None:
         mapped: errors.RuntimeBackendError = errors.Internal(e.reason)
-        mapped.status = e.status
+        if (
+            400 <= e.status < 600
+        ):  # not a bare HTTPException's -1, which no client reads
+            mapped.status = e.status
     else:
         # aiohttp's reason (e.g. aiohttp-cors refusing an origin) says more than ours.
         mapped = error_class(e.text if e.status == 403 and e.text else None)
@@ -337,9 +348,10 @@ def make_contract_middleware(
                     errors.NotFound(f"no route {request.method} {request.path}"),
                 )
         except web.HTTPException as e:
-            if e.status < 400:
-                raise
-            response = _http_error_answer(request, e)
+            if 200 <= e.status < 400:
+                response = _raised_answer(e)
+            else:
+                response = _http_error_answer(request, e)
         except asyncio.CancelledError:
             raise
         except Exception as e:

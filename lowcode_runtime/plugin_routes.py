@@ -197,8 +197,8 @@ async def _guarded(
             request.app, lambda: handler(request), route.owner(), route.plugin.name
         )
     except web.HTTPException as e:
-        if e.status < 400:
-            raise
+        if 200 <= e.status < 400:
+            raise  # a success or a redirect: the contract's middleware answers it as raised
         raise contract_error(request, e, route) from None
     except errors.RuntimeBackendError:
         raise

@@ -67,6 +67,17 @@ async def swallow(request):
     return ok_response(request, "too late")
 
 
+async def raised(request):
+    from aiohttp import web
+
+    kind = request.match_info["kind"]
+    if kind == "found":
+        raise web.HTTPFound("/v1/counters/c")
+    if kind == "created":
+        raise web.HTTPCreated(text="made")
+    raise web.HTTPException(text="a bare one")
+
+
 async def not_a_response(request):
     return {"none": None, "dict": {"x": 1}, "text": "plain"}[request.match_info["kind"]]
 
@@ -75,6 +86,7 @@ async def not_a_response(request):
 def register_routes(app):
     app.router.add_get("/v1/counters/{name}", counter)
     app.router.add_get("/v1/returns/{kind}", not_a_response)
+    app.router.add_get("/v1/raises/{kind}", raised)
     describe_route(
         app,
         "GET",
@@ -411,3 +423,31 @@ async def test_shutdown_closing_a_handler_that_never_ends_logs_no_asyncio_error(
     assert logs.events("plugin.handler_outlived_cancellation")
     errors = [r["message"] for r in logs.records() if r["level"] == "error"]
     assert not [m for m in errors if "never retrieved" in m], errors
+
+
+async def test_a_raised_redirect_or_success_is_answered_logged_and_counted(
+    client, logs
+):
+    """They passed by the middleware: no http.request line, no sample of the metric."""
+    found = await client.get("/v1/raises/found", headers=AUTH, allow_redirects=False)
+    assert (found.status, found.headers["Location"]) == (302, "/v1/counters/c")
+    created = await client.get("/v1/raises/created", headers=AUTH)
+    assert (created.status, await created.text()) == (201, "made")
+
+    answered = [(e["path"], e["httpStatus"]) for e in logs.events("http.request")]
+    assert ("/v1/raises/found", 302) in answered and (
+        "/v1/raises/created",
+        201,
+    ) in answered
+    metrics = await (await client.get("/metrics", headers=AUTH)).text()
+    assert 'route="/v1/raises/{kind}",status="302"' in metrics
+
+
+async def test_a_bare_http_exception_of_a_plugin_route_is_internal_not_a_dropped_connection(
+    client, logs
+):
+    response = await client.get("/v1/raises/bare", headers=AUTH)
+    assert response.status == 500
+    assert (await response.json())["error"]["code"] == "INTERNAL"
+    [bad] = logs.events("plugin.bad_error")
+    assert bad["plugin"] == "lowcode-routes"
