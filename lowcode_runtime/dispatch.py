@@ -15,6 +15,7 @@ from aiohttp import web
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from lowcode_runtime import envelope, errors, events, metrics
+from lowcode_runtime.error_answer import on_the_table
 from lowcode_runtime.handler_tasks import (
     escaped_prompt_handler,
     log_handler_fault,
@@ -276,7 +277,7 @@ async def execute(request: web.Request) -> web.Response:
                 request.app[TYPE_REGISTRY],
                 project_id,
                 request[envelope.CALL_META],
-                e,
+                on_the_table(request, e),
                 started,
             )
         raise
@@ -313,7 +314,8 @@ async def execute(request: web.Request) -> web.Response:
             raise errors.Timeout("the call did not finish within the request deadline")
         return respond(request, call, result)
     except errors.RuntimeBackendError as e:
-        error = e
+        # Logged and reported with the code and status the caller gets, not a plugin's own.
+        error = on_the_table(request, e)
         raise
     except BaseException:
         error = errors.Timeout() if call.deadline.expired() else errors.Internal()

@@ -33,8 +33,7 @@ def error_answer(
     request: web.Request, error: errors.RuntimeBackendError
 ) -> web.Response:
     """The envelope of ``error``; never fails, and never carries a secret."""
-    if (error.code, error.status) not in errors.CONTRACT_PAIRS:
-        error = _on_the_table(request, error)
+    error = on_the_table(request, error)
     problem = None if isinstance(error.message, str) else "its message is not a string"
     project_id = request.match_info.get("projectId")
     answered = _masked(error, problem is not None, project_id)
@@ -51,6 +50,20 @@ def error_answer(
     if not isinstance(plain.message, str):
         plain.message = type(error).default_message
     return envelope.error_response(request, plain)
+
+
+def on_the_table(
+    request: web.Request, error: errors.RuntimeBackendError
+) -> errors.RuntimeBackendError:
+    """``error`` as the caller gets it: itself when API.md's table pairs its code and status.
+
+    The one mapping of an error to a contract pair: the answer, the call's log line and the
+    ``datasource_call_finished`` hook all take it from here, so they agree. The same error may
+    pass twice (the execute route logs it, then the middleware answers it); it is logged once.
+    """
+    if (error.code, error.status) in errors.CONTRACT_PAIRS:
+        return error
+    return _on_the_table(request, error)
 
 
 def _on_the_table(
