@@ -52,7 +52,8 @@ class Redactor:
         if isinstance(value, list):
             return [self.json(item) for item in value]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if json.dumps(value) in self._numbers:
+            # By value: 987654 also as 987654.0 or 9.87654e5 (int and float compare equal).
+            if value in self._numbers:
                 self.redacted = True
                 return MASK
         return value
@@ -92,14 +93,14 @@ _SHORT_ESCAPES = {
     "\t": "t",
 }
 
-_Compiled = tuple[re.Pattern[str] | None, re.Pattern[str], frozenset[str]]
+_Compiled = tuple[re.Pattern[str] | None, re.Pattern[str], frozenset[int | float]]
 _NOTHING = re.compile("(?!)")
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled(secrets: frozenset[str]) -> _Compiled:
     """The pattern of the plain forms of ``secrets``, the pattern of those forms as JSON text
-    may spell them too, and the forms that read as numbers.
+    may spell them too, and the values of the forms that read as numbers.
 
     Built once per set of secrets, not once per call: a project's set changes rarely.
     """
@@ -113,7 +114,7 @@ def _compiled(secrets: frozenset[str]) -> _Compiled:
 
     ordered = sorted(plain, key=len, reverse=True)
     pattern = re.compile("|".join(map(re.escape, ordered)))
-    numbers = frozenset(value for value in plain if _is_number_text(value))
+    numbers = frozenset(json.loads(value) for value in plain if _is_number_text(value))
     return pattern, _escaped_pattern(ordered), numbers
 
 

@@ -118,12 +118,13 @@ async def test_nothing_is_redacted_when_no_secret_is_echoed(client, upstream):
     assert "redacted" not in body["meta"]
 
 
+@pytest.mark.parametrize("spelt", ["987654", "987654.0", "9.87654e5", "987654E0"])
 async def test_numeric_secret_echoed_as_a_json_number(
-    make_client, upstream, secrets_api
+    make_client, upstream, secrets_api, spelt
 ):
     secrets_api.state.secrets["p1"] = {"PIN": "987654"}
     client = await make_client(egress_allow=("127.0.0.1",), **secrets_api.settings())
-    echoed = b'{"pin": 987654, "other": 12}'.hex()
+    echoed = f'{{"pin": {spelt}, "other": 12}}'.encode().hex()
     response, body = await execute(
         client,
         {
