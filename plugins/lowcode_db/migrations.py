@@ -470,7 +470,9 @@ async def _migrate_in_transaction(
 
     if dry_run:  # run the plan to learn whether PostgreSQL takes it; migrate rolls back
         try:
-            await _apply(session, target, steps, outcome, dry_run=True)
+            # Seeds too where the table is new: its sequence goes with the rollback.
+            seeds = not catalog.exists
+            await _apply(session, target, steps, outcome, dry_run=True, dry_seeds=seeds)
         except Failed as e:
             return Outcome("failed", statements, [e.message])
         return outcome
@@ -510,9 +512,10 @@ async def _apply(
     steps: list[Step],
     outcome: Outcome,
     dry_run: bool = False,
+    dry_seeds: bool = False,
 ) -> None:
-    """Run the steps and the seeds; on a rejection keep only the log rows (none in a dry run),
-    then MIGRATION_FAILED."""
+    """Run the steps and the seeds (in a dry run only with ``dry_seeds``); on a rejection
+    keep only the log rows (none in a dry run), then MIGRATION_FAILED."""
     await session.execute("SAVEPOINT lowcode_migration")
     failing: Step | None = None
     try:
@@ -520,7 +523,10 @@ async def _apply(
             failing = step
             await session.execute(step.statement)
         failing = None
-        if target.apply_seeds and target.table.seeds:
+        # A dry run inserts them only into a table it creates: an existing table's id
+        # sequence, moved by inserted rows, stays moved after the rollback (PostgreSQL never
+        # takes a sequence back), and its next ids would skip.
+        if target.apply_seeds and target.table.seeds and (dry_seeds or not dry_run):
             outcome.seeds_inserted = await seeding.apply(session, target)
     except psycopg2.Error as e:
         await session.execute("ROLLBACK TO SAVEPOINT lowcode_migration")
