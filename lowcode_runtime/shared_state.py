@@ -72,4 +72,11 @@ def redis_options(redis_url: str) -> dict[str, Any]:
     database = urlsplit(redis_url).path.lstrip("/")
     if database and not database.isdigit():
         raise ValueError("the database, after the last /, must be a number")
-    return dict(parse_url(redis_url))
+    try:
+        return dict(parse_url(redis_url))
+    except ValueError:
+        # Its text may quote a password that a '#', '?' or '/' cut short into the port.
+        raise ValueError(
+            "the port must be a number; a '#', '?' or '/' in the password must be "
+            "percent-encoded"
+        ) from None

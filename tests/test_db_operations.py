@@ -840,6 +840,24 @@ async def test_a_negative_zero_float_keeps_its_sign(db):
     assert str(again["data"]["ratio"]) == "-0.0"
 
 
+async def test_a_table_out_of_ids_says_so_and_blames_no_value(db, database_url):
+    """PostgreSQL's 2200H is of class 22, the class of bad values: it named the caller's."""
+    await db.ok("list", data_source=PAIR)
+    behind_the_service(
+        database_url,
+        db.project,
+        "SELECT setval('\"{schema}\".pairs_id_seq', 9223372036854775807)",
+    )
+    for values in ({"a": "x"}, {}, {"a": "x", "n": 1}):
+        status, body = await db.call("create", {"values": values}, data_source=PAIR)
+        assert status == 409, body
+        assert body["error"] == {
+            "code": "CONFLICT",
+            "message": "table pairs has no id left for a new row: its id sequence reached "
+            "the largest bigint",
+        }
+
+
 async def test_a_json_field_answers_a_large_integer_as_it_was_given(db):
     """The integer-as-string rule is for ``integer`` fields: a json value reads back as sent
     and as a filter finds it, at its top level as inside."""

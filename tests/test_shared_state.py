@@ -56,7 +56,9 @@ async def test_a_redis_user_of_the_url_is_the_one_that_logs_in():
             "redis://127.0.0.1:6379/abc",
             "the database, after the last /, must be a number",
         ),
-        ("redis://127.0.0.1:abc/1", "Port could not be cast to integer"),
+        ("redis://127.0.0.1:abc/1", "the port must be a number"),
+        ("redis://default:EntirePassword#@127.0.0.1:6379/9", "must be percent-encoded"),
+        ("rediss://default:Xk9?pQsecret@127.0.0.1:6379/9", "must be percent-encoded"),
     ],
 )
 def test_a_redis_url_redis_py_cannot_use_stops_start_up(url, why):
@@ -64,6 +66,7 @@ def test_a_redis_url_redis_py_cannot_use_stops_start_up(url, why):
     with pytest.raises(ConfigError, match="REDIS_URL") as caught:
         load_settings({"REDIS_URL": url})
     assert why in str(caught.value)
+    assert "Password" not in str(caught.value) and "Xk9" not in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["API_SERVICE_ID", "API_SERVICE_SECRET"])

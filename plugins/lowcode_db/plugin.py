@@ -101,6 +101,13 @@ def _map_error(
                 {"path": f"params.values.{column}", "message": "a value is required"}
             ],
         )
+    if (
+        error.pgcode == "2200H"
+    ):  # sequence_generator_limit_exceeded: no value is at fault
+        return Conflict(
+            f"table {table.name} has no id left for a new row: its id sequence reached "
+            "the largest bigint"
+        )
     if (error.pgcode and error.pgcode.startswith("22")) or error.pgcode == "54000":
         return _rejected_value(error.pgcode, table, params)
     if _beyond_a_limit(error):
