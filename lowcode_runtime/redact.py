@@ -52,8 +52,8 @@ class Redactor:
         if isinstance(value, list):
             return [self.json(item) for item in value]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            # By value: 987654 also as 987654.0 or 9.87654e5 (int and float compare equal).
-            if value in self._numbers:
+            # By value: 987654 also as 987654.0, 9.87654e5 or -987654 (its digits all there).
+            if value in self._numbers or -value in self._numbers:
                 self.redacted = True
                 return MASK
         return value

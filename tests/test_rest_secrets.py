@@ -118,7 +118,9 @@ async def test_nothing_is_redacted_when_no_secret_is_echoed(client, upstream):
     assert "redacted" not in body["meta"]
 
 
-@pytest.mark.parametrize("spelt", ["987654", "987654.0", "9.87654e5", "987654E0"])
+@pytest.mark.parametrize(
+    "spelt", ["987654", "987654.0", "9.87654e5", "987654E0", "-987654", "-9.87654e5"]
+)
 async def test_numeric_secret_echoed_as_a_json_number(
     make_client, upstream, secrets_api, spelt
 ):
