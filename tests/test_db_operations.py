@@ -883,7 +883,11 @@ async def test_a_value_too_large_for_an_index_is_the_callers_not_the_databases(d
 
     indexed = {
         **PAIR,
-        "fields": [{"name": "t", "type": "text"}],
+        "fields": [
+            {"name": "t", "type": "text"},
+            {"name": "u", "type": "text", "unique": True},
+            {"name": "v", "type": "text"},
+        ],
         "indexes": [{"fields": ["t"]}],
     }
     large = "".join(random.choices(string.ascii_letters, k=20_000))  # past compression
@@ -894,6 +898,11 @@ async def test_a_value_too_large_for_an_index_is_the_callers_not_the_databases(d
     for operation, params in [
         ("create", {"values": {"t": large}}),
         ("update", {"id": row["id"], "values": {"t": large}}),
+        (
+            "create",
+            {"values": {"t": large, "u": "short", "v": large}},
+        ),  # v: not indexed
+        ("update", {"id": row["id"], "values": {"t": large, "u": "short"}}),
     ]:
         status, body = await db.call(operation, params, data_source=indexed)
         assert status == 400, body

@@ -124,6 +124,23 @@ def _beyond_a_limit(error: psycopg2.Error) -> bool:
     return bool(error.pgcode and error.pgcode.startswith("54"))
 
 
+INDEX_ROW_MARGIN = 1000
+"""Bytes below which a value alone cannot break PostgreSQL's index row limit (2704 bytes)."""
+
+
+def _large_indexed(table: Table, values: dict[str, Any]) -> list[str]:
+    """The written values that can be the one an index row found too large: indexed, and
+    long. PostgreSQL names the index at best, never the column."""
+    indexed = {name for index in table.indexes for name in index.fields}
+    return [
+        name
+        for name, value in values.items()
+        if name in indexed
+        and value is not None
+        and len(str(value).encode("utf-8", "surrogatepass")) > INDEX_ROW_MARGIN
+    ]
+
+
 # What PostgreSQL's data exceptions (class 22) found wrong with a value, as the end of a message.
 DATA_EXCEPTIONS = {
     "22001": "as too long for its column",
@@ -145,6 +162,8 @@ def _rejected_value(
     why = DATA_EXCEPTIONS.get(pgcode, "as not valid for its column's type")
     values = params.get("values")
     written = [n for n, v in values.items() if v is not None] if values else []
+    if pgcode == "54000" and len(written) > 1:
+        written = _large_indexed(table, values)
     if len(written) != 1:
         return ValidationFailed(f"PostgreSQL rejected a value of {table.name} {why}")
     message = f"PostgreSQL rejected this value of {table.name} {why}"
