@@ -17,7 +17,7 @@ from aiohttp import web
 
 from lowcode_runtime import envelope, errors, events
 from lowcode_runtime.json_check import first_non_json
-from lowcode_runtime.keys import TYPE_REGISTRY
+from lowcode_runtime.keys import PLUGIN_ROUTES, TYPE_REGISTRY
 from lowcode_runtime.logs import logger
 from lowcode_runtime.masking import mask_answer
 
@@ -182,6 +182,9 @@ def _raiser(request: web.Request) -> tuple[str | None, str]:
             f"(dataSource type {call['type']!r})"
         )
         return registered.plugin.name, raiser
+    route = request.app.get(PLUGIN_ROUTES, {}).get(request.match_info.route)
+    if route is not None:
+        return route.plugin.name, f"the plugin {route.owner()}"
     return None, f"the route {request.method} {request.path}"
 
 

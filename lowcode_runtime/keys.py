@@ -14,3 +14,5 @@ PLUGIN_MANAGER = web.AppKey("plugin_manager", PluginManager)
 TYPE_REGISTRY: web.AppKey[dict[str, RegisteredType]] = web.AppKey("type_registry")
 SECRETS = web.AppKey("secrets", SecretsCache)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+PLUGIN_ROUTES = web.AppKey("plugin_routes", dict)
+"""Each route a plugin added (aiohttp's route object) -> its ``PluginRoute``."""

@@ -19,7 +19,7 @@ from marshmallow import Schema
 from lowcode_runtime import errors, events
 from lowcode_runtime.handler_tasks import await_contained
 from lowcode_runtime.json_check import first_non_json
-from lowcode_runtime.keys import TYPE_REGISTRY
+from lowcode_runtime.keys import PLUGIN_ROUTES, TYPE_REGISTRY
 from lowcode_runtime.logs import logger
 from lowcode_runtime.middleware import EXTRA_HEADERS, Handler
 from lowcode_runtime.plugins import PluginManager, one_line_reason, skip_plugin
@@ -51,8 +51,6 @@ class PluginRoute:
 MAX_OPERATION_DEPTH = 64
 """Deeper parts of an operation are not checked: no OpenAPI operation nests that far."""
 
-PLUGIN_ROUTES = web.AppKey("plugin_routes", dict)
-"""Each route a plugin added (aiohttp's route object) -> its :class:`PluginRoute`."""
 
 FENCED_ROUTES = web.AppKey("fenced_routes", set)
 """Routes added by a plugin whose ``register_routes`` then raised: they answer NOT_FOUND.

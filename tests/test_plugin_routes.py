@@ -67,6 +67,16 @@ async def swallow(request):
     return ok_response(request, "too late")
 
 
+async def off_table(request):
+    from lowcode_runtime import errors
+
+    class Weird(errors.NotFound):
+        code = "WEIRD"
+        status = 418
+
+    raise Weird("from a route")
+
+
 async def raised(request):
     from aiohttp import web
 
@@ -87,6 +97,7 @@ def register_routes(app):
     app.router.add_get("/v1/counters/{name}", counter)
     app.router.add_get("/v1/returns/{kind}", not_a_response)
     app.router.add_get("/v1/raises/{kind}", raised)
+    app.router.add_get("/v1/off-table", off_table)
     describe_route(
         app,
         "GET",
@@ -451,3 +462,14 @@ async def test_a_bare_http_exception_of_a_plugin_route_is_internal_not_a_dropped
     assert (await response.json())["error"]["code"] == "INTERNAL"
     [bad] = logs.events("plugin.bad_error")
     assert bad["plugin"] == "lowcode-routes"
+
+
+async def test_an_off_table_error_of_a_plugin_route_is_blamed_on_its_plugin(
+    client, logs
+):
+    response = await client.get("/v1/off-table", headers=AUTH)
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "NOT_FOUND"
+    [bad] = logs.events("plugin.bad_error")
+    assert bad["plugin"] == "lowcode-routes"
+    assert "lowcode-routes 1.2.3 (route GET /v1/off-table)" in bad["message"]
