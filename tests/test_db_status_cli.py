@@ -363,3 +363,29 @@ def test_a_dry_run_with_seeds_takes_no_id_from_the_table(
         )
         assert cursor.fetchone() == (1, False)  # never used
     connection.close()
+
+
+def test_the_text_output_names_seeds_beside_statements(
+    database_url, project_id, tmp_path
+):
+    """Only --json listed them when the migration also had statements."""
+    definition = tmp_path / "s.json"
+    seeded = {"type": "db", "name": "s", "table": "s",
+              "fields": [{"name": "t", "type": "string"}],
+              "seeds": [{"t": "a"}, {"t": "b"}]}  # fmt: skip
+    definition.write_text(json.dumps(seeded))
+    seeds = {"PREVIEW_APPLY_SEEDS": "true"}
+
+    dry = run_cli(
+        database_url, "migrate", project_id, str(definition), "--dry-run", **seeds
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "--   insert the 2 seed row(s) of table s" in dry.stderr.splitlines(), (
+        dry.stderr
+    )
+
+    applied = run_cli(database_url, "migrate", project_id, str(definition), **seeds)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stderr.rstrip().endswith(
+        f"-- applied: {schema_name(project_id)} (s), 2 seed row(s) inserted"
+    ), applied.stderr

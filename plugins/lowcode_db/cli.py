@@ -175,6 +175,8 @@ def run_migrate(args: argparse.Namespace) -> int:
                 statements=outcome.statements,
                 changes=outcome.changes,
             )
+            if outcome.seeds_inserted:
+                report["seedsInserted"] = outcome.seeds_inserted
             code = EXIT_FAILED if outcome.outcome in ("blocked", "failed") else EXIT_OK
         except RuntimeBackendError as e:
             stopped = (
@@ -206,7 +208,9 @@ def _print_plan(report: dict[str, Any], as_json: bool) -> None:
     if report.get("dryRun"):
         print(_dry_run_summary(where, report), file=sys.stderr)
     else:
-        print(f"-- {report['outcome']}: {where}", file=sys.stderr)
+        inserted = report.get("seedsInserted")
+        seeds = f", {inserted} seed row(s) inserted" if inserted else ""
+        print(f"-- {report['outcome']}: {where}{seeds}", file=sys.stderr)
     if "error" in report:
         print(
             f"{report['error']['code']}: {report['error']['message']}", file=sys.stderr
@@ -228,8 +232,8 @@ def _dry_run_summary(where: str, report: dict[str, Any]) -> str:
     elif changes and not count:
         size = "no statement"  # seeds alone: the changes below say which
     lines = [f"-- {report['outcome']}: {where}, {size}; dry run, nothing changed"]
-    if verdict or not count:
-        lines += [f"--   {change}" for change in changes]
+    # A verdict's reasons, or what the statements above do not show (seeds to insert).
+    lines += [f"--   {change}" for change in (changes if verdict else changes[count:])]
     return "\n".join(lines)
 
 
