@@ -163,7 +163,7 @@ def _rejected_value(
     values = params.get("values")
     written = [n for n, v in values.items() if v is not None] if values else []
     if pgcode == "54000" and len(written) > 1:
-        written = _large_indexed(table, values)
+        written = _large_indexed(table, values or {})
     if len(written) != 1:
         return ValidationFailed(f"PostgreSQL rejected a value of {table.name} {why}")
     message = f"PostgreSQL rejected this value of {table.name} {why}"
