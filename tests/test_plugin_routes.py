@@ -454,22 +454,26 @@ async def test_a_raised_redirect_or_success_is_answered_logged_and_counted(
     assert 'route="/v1/raises/{kind}",status="302"' in metrics
 
 
-async def test_a_bare_http_exception_of_a_plugin_route_is_internal_not_a_dropped_connection(
-    client, logs
+@pytest.mark.parametrize(
+    ("path", "status", "code", "blamed"),
+    [
+        # A bare HTTPException has no status: the connection was dropped.
+        ("/v1/raises/bare", 500, "INTERNAL", "lowcode-routes"),
+        # A contract class with its own code: its plugin.bad_error line named no plugin.
+        (
+            "/v1/off-table",
+            404,
+            "NOT_FOUND",
+            "lowcode-routes 1.2.3 (route GET /v1/off-table)",
+        ),
+    ],
+)
+async def test_an_error_of_a_plugin_route_off_the_contract_is_answered_and_blamed(
+    client, logs, path, status, code, blamed
 ):
-    response = await client.get("/v1/raises/bare", headers=AUTH)
-    assert response.status == 500
-    assert (await response.json())["error"]["code"] == "INTERNAL"
+    response = await client.get(path, headers=AUTH)
+    assert response.status == status
+    assert (await response.json())["error"]["code"] == code
     [bad] = logs.events("plugin.bad_error")
     assert bad["plugin"] == "lowcode-routes"
-
-
-async def test_an_off_table_error_of_a_plugin_route_is_blamed_on_its_plugin(
-    client, logs
-):
-    response = await client.get("/v1/off-table", headers=AUTH)
-    assert response.status == 404
-    assert (await response.json())["error"]["code"] == "NOT_FOUND"
-    [bad] = logs.events("plugin.bad_error")
-    assert bad["plugin"] == "lowcode-routes"
-    assert "lowcode-routes 1.2.3 (route GET /v1/off-table)" in bad["message"]
+    assert blamed in bad["message"]
