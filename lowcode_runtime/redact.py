@@ -19,6 +19,9 @@ from urllib.parse import quote, quote_plus
 
 from lowcode_runtime.masking import MASK
 
+# A number as JSON writes one, standing alone (not a part of a word, a version or an address).
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.])")
+
 # A parsed text with more arrays and objects than this is walked even when it shows no secret.
 MAX_UNWALKED_CONTAINERS = 255
 
@@ -37,9 +40,23 @@ class Redactor:
         # either needs only the plain forms.
         plain = "\\" not in text and "%" not in text
         pattern = self._pattern if plain else self._escaped
+        if self._numbers:
+            text = _NUMBER.sub(self._number_token, text)
         result, count = pattern.subn(MASK, text)
         self.redacted = self.redacted or count > 0
         return result
+
+    def _number_token(self, match: re.Match[str]) -> str:
+        """A number written in the text whose value is a numeric secret's, however spelt
+        (``9.87654e5`` for ``987654``), as :meth:`json` finds one in parsed data."""
+        try:
+            value = json.loads(match[0])
+        except ValueError:  # not JSON's spelling (``007``), or too many digits
+            return match[0]
+        if value in self._numbers or -value in self._numbers:
+            self.redacted = True
+            return MASK
+        return match[0]
 
     def json(self, value: Any) -> Any:
         """A parsed JSON value with every string (keys too) redacted, and numeric secrets."""

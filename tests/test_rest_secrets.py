@@ -140,6 +140,27 @@ async def test_numeric_secret_echoed_as_a_json_number(
     assert body["meta"]["redacted"] is True
 
 
+@pytest.mark.parametrize("spelt", ["9.87654e5", "98765.4e1", "-987654", "987654.0"])
+async def test_numeric_secret_in_an_error_or_text_body_is_redacted_however_spelt(
+    make_client, upstream, secrets_api, spelt
+):
+    """The error body is text: only the secret's own digits were masked there."""
+    secrets_api.state.secrets["p1"] = {"PIN": "987654"}
+    client = await make_client(egress_allow=("127.0.0.1",), **secrets_api.settings())
+    definition = {"headers": {"X-Pin": "{{ secrets.PIN }}"}}
+
+    echoed = f'{{"pin": {spelt}, "other": 1987653}}'.encode().hex()
+    url = upstream.url(f"/raw?ct=application/json&hex={echoed}&status=500")
+    response, body = await execute(client, {**definition, "url": url})
+    assert response.status == 502, body
+    assert body["error"]["details"]["body"] == '{"pin": [REDACTED], "other": 1987653}'
+
+    text = f"pin {spelt} and 1987653".encode().hex()
+    url = upstream.url(f"/raw?ct=text/plain&hex={text}")
+    response, body = await execute(client, {**definition, "url": url})
+    assert body["data"] == "pin [REDACTED] and 1987653", body
+
+
 async def test_a_secret_in_the_urls_password_is_redacted_where_its_basic_header_is_echoed(
     client, upstream, logs
 ):
