@@ -123,9 +123,8 @@ class EveryEntryDict(fields.Dict):
         try:
             self._validate({name: valid.get(name, "") for name in value})
         except ValidationError as e:
-            found.extend(
-                e.messages
-            )  # a list: marshmallow gathers its validators' messages
+            # A list: marshmallow gathers its validators' messages in one.
+            found.extend(e.messages)
         raise ValidationError(found)
 
 

@@ -102,9 +102,8 @@ def _http_error_answer(request: web.Request, e: web.HTTPException) -> web.Respon
     error_class = _HTTP_ERRORS.get(e.status)
     if error_class is None:
         mapped: errors.RuntimeBackendError = errors.Internal(e.reason)
-        if (
-            400 <= e.status < 600
-        ):  # not a bare HTTPException's -1, which no client reads
+        # Not a bare HTTPException's status (-1), which no client can read.
+        if 400 <= e.status < 600:
             mapped.status = e.status
     else:
         # aiohttp's reason (e.g. aiohttp-cors refusing an origin) says more than ours.

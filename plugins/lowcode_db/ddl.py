@@ -76,7 +76,8 @@ def qualified(schema: str, name: str) -> sql.Composed:
 
 def default_sql(column: Column) -> sql.Composable:
     """The column's default in DDL. Never in a statement run with parameters: psycopg2 would
-    read a ``%`` of its text as a placeholder (there, :func:`default_value` is bound)."""
+    read a ``%`` of its text as a placeholder (there, the column's ``loaded_default`` is bound
+    instead)."""
     if column.default == "now" and column.type == "datetime":
         return sql.SQL("now()")
     if column.default == "now" and column.type == "date":

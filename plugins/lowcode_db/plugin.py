@@ -101,9 +101,8 @@ def _map_error(
                 {"path": f"params.values.{column}", "message": "a value is required"}
             ],
         )
-    if (
-        error.pgcode == "2200H"
-    ):  # sequence_generator_limit_exceeded: no value is at fault
+    # sequence_generator_limit_exceeded: of class 22, yet no value of the call is at fault.
+    if error.pgcode == "2200H":
         return Conflict(
             f"table {table.name} has no id left for a new row: its id sequence reached "
             "the largest bigint"
@@ -141,7 +140,8 @@ def _large_indexed(table: Table, values: dict[str, Any]) -> list[str]:
     ]
 
 
-# What PostgreSQL's data exceptions (class 22) found wrong with a value, as the end of a message.
+# What PostgreSQL found wrong with a value (its class 22, and an index row too large), as the
+# end of a message.
 DATA_EXCEPTIONS = {
     "22001": "as too long for its column",
     "22003": "as out of range",

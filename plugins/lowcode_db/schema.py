@@ -41,7 +41,6 @@ MAX_INDEXES = 50
 MAX_SEEDS = 1000
 MAX_LIST = 1000
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
-LARGEST_BIGINT = 2**63 - 1
 
 
 def check_identifier(value: Any) -> None:
@@ -211,10 +210,10 @@ def load_seed_rows(
             except ValidationError as e:
                 problems["id"] = e.messages
             else:
-                if id_type == "integer" and seed_id >= LARGEST_BIGINT:
+                if id_type == "integer" and seed_id >= INT64_MAX:
                     # The identity moves past the largest seed id: none would be left.
                     problems["id"] = [
-                        f"a seed's integer id is at most {LARGEST_BIGINT - 1}, so that new "
+                        f"a seed's integer id is at most {INT64_MAX - 1}, so that new "
                         "rows have ids after it"
                     ]
         if problems:
